@@ -1,0 +1,1 @@
+"""ccbridge: record, inspect and reroute Claude Code's traffic to the Anthropic API."""

@@ -1,0 +1,1 @@
+"""Storage: SQLModel tables, the content-addressed request layout and the background writer."""

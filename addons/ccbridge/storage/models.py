@@ -1,0 +1,154 @@
+"""SQLModel tables: what the proxy writes and the viewer reads.
+
+A request body of Claude Code is split into content-addressed pieces so that a conversation that resends
+its whole history every turn costs storage linear in its length, not quadratic:
+
+- `Blob`: one distinct JSON piece (a system block, a tool definition, a message, an answer), stored once,
+  keyed by the SHA-256 of its canonical JSON, with every `cache_control` marker removed (the marker moves
+  forward each turn and would otherwise make every message new). Markers are kept on the exchange.
+- `MessageNode`: the message lists as a prefix tree. A node is (parent node, message); an exchange points
+  at the node of its last message, so the ordered message references of a request are the path from the
+  root to that node, and "request B continues request A" is "A's node is an ancestor of B's node".
+- `RawBody`: bytes that are not decomposed (SSE streams, non-JSON or odd bodies), also content-addressed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, LargeBinary, Text
+from sqlmodel import Field, SQLModel
+
+
+class Blob(SQLModel, table=True):
+    """One distinct JSON piece of a request or response, stored once."""
+
+    hash: str = Field(primary_key=True, max_length=64)
+    kind: str = Field(max_length=16)  # system | tool | message
+    size: int
+    json_text: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class MessageNode(SQLModel, table=True):
+    """A message at a position in a conversation: the prefix tree of all message lists."""
+
+    id: str = Field(primary_key=True, max_length=32)  # hash of (parent id, message hash)
+    parent_id: str | None = Field(default=None, max_length=32, index=True)
+    message_hash: str = Field(max_length=64, index=True)
+    depth: int  # 1 for the first message
+
+
+class RawBody(SQLModel, table=True):
+    """Bytes kept as they were (after removing any content-encoding), content-addressed."""
+
+    hash: str = Field(primary_key=True, max_length=64)
+    size: int
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class Exchange(SQLModel, table=True):
+    """One HTTP request and its response (or what arrived of it), as the proxy saw them."""
+
+    __table_args__ = (
+        Index("ix_exchange_session_started", "session_id", "started_at"),
+        Index("ix_exchange_agent_started", "agent_id", "started_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    flow_id: str = Field(max_length=64, unique=True)
+
+    # When (UTC, microsecond precision).
+    started_at: datetime = Field(index=True)
+    request_done_at: datetime | None = None
+    first_byte_at: datetime | None = None  # upstream's first response byte
+    finished_at: datetime | None = None  # last byte, or the moment the exchange broke off
+
+    # Request line and headers (secrets fingerprinted, see redact.py).
+    method: str = Field(max_length=16)
+    scheme: str = Field(max_length=8)
+    host: str = Field(max_length=255)
+    port: int
+    path: str = Field(sa_column=Column(Text, nullable=False))
+    query: str = Field(default="", sa_column=Column(Text, nullable=False))
+    http_version: str = Field(default="", max_length=16)
+    request_headers: list[list[str]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+    # Request body: "messages" (decomposed into pieces), "raw" (bytes in RawBody) or "empty".
+    request_body_kind: str = Field(default="empty", max_length=16)
+    request_size: int = 0
+    request_skeleton: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    system_refs: list[str] | None = Field(default=None, sa_column=Column(JSON))
+    tool_refs: list[str] | None = Field(default=None, sa_column=Column(JSON))
+    messages_tail: str | None = Field(default=None, max_length=32, index=True)
+    message_count: int = 0
+    cache_marks: list[list[Any]] | None = Field(default=None, sa_column=Column(JSON))
+    request_raw_hash: str | None = Field(default=None, max_length=64)
+    request_encoding: str | None = Field(default=None, max_length=64)
+
+    # Who: Claude Code's identity for this request.
+    session_id: str | None = Field(default=None, max_length=128, index=True)
+    session_source: str | None = Field(default=None, max_length=32)  # header | metadata_json | metadata_legacy
+    agent_id: str | None = Field(default=None, max_length=64)
+    parent_agent_id: str | None = Field(default=None, max_length=64)
+    is_subagent: bool = False
+    client_version: str | None = Field(default=None, max_length=64)
+    user_agent: str | None = Field(default=None, sa_column=Column(Text))
+    model: str | None = Field(default=None, max_length=128, index=True)
+    stream: bool | None = None
+
+    # Response as the client received it.
+    status_code: int | None = None
+    response_headers: list[list[str]] | None = Field(default=None, sa_column=Column(JSON))
+    response_content_type: str | None = Field(default=None, max_length=255)
+    response_encoding: str | None = Field(default=None, max_length=64)  # content-encoding sent upstream->client
+    response_raw_hash: str | None = Field(default=None, max_length=64)  # decoded body / SSE stream as received
+    response_size: int = 0  # decoded bytes
+    is_sse: bool = False
+    sse_event_count: int = 0
+    sse_event_times: list[float] | None = Field(default=None, sa_column=Column(JSON))  # ms after started_at
+
+    # The answer, reassembled (from SSE or the JSON body).
+    response_message_hash: str | None = Field(default=None, max_length=64)  # Blob of {role, content}
+    response_message: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))  # all but content
+    stop_reason: str | None = Field(default=None, max_length=32)
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_creation_input_tokens: int | None = None
+    cache_read_input_tokens: int | None = None
+
+    # Rate-limit windows from anthropic-ratelimit-unified-*: {"status": .., "claims": {"5h": {...}}}.
+    ratelimit: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+
+    # How it ended: complete, or error_kind in client_abort | upstream_abort | timeout | error.
+    complete: bool = False
+    error_kind: str | None = Field(default=None, max_length=32)
+    error_message: str | None = Field(default=None, sa_column=Column(Text))
+
+    # Routing (subagents answered by another provider); None when the exchange went to its own host.
+    routed: bool = Field(default=False, index=True)
+    route: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    provider_request: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    provider_response_hash: str | None = Field(default=None, max_length=64)  # RawBody, as the provider sent it
+
+
+class Session(SQLModel, table=True):
+    """A Claude Code session: a summary kept up to date by the writer, for fast listing."""
+
+    __table_args__ = (Index("ix_session_last_activity", "last_activity_at", "id"),)
+
+    id: str = Field(primary_key=True, max_length=128)
+    started_at: datetime
+    last_activity_at: datetime
+    client_version: str | None = Field(default=None, max_length=64)
+    project_dir: str | None = Field(default=None, sa_column=Column(Text))
+    models: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    request_count: int = 0
+    subagent_request_count: int = 0
+    subagent_runs: int = 0  # distinct agent ids
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    error_count: int = 0
+    routed_count: int = 0

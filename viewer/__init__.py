@@ -1,0 +1,1 @@
+"""ccbridge viewer: Claude Code sessions as threaded conversations."""
