@@ -152,3 +152,10 @@ class Session(SQLModel, table=True):
     cache_read_input_tokens: int = 0
     error_count: int = 0
     routed_count: int = 0
+
+
+class Meta(SQLModel, table=True):
+    """Settings of this database (e.g. the salt of secret fingerprints)."""
+
+    key: str = Field(primary_key=True, max_length=64)
+    value: str = Field(sa_column=Column(Text, nullable=False))

@@ -1,0 +1,196 @@
+"""The capture addon: records every exchange while passing every byte through as it arrives.
+
+Hooks copy references out of the flow into a `CapturedExchange` and hand it to the storage writer; they do
+no I/O, no decoding and no parsing. Response bodies are streamed to the client chunk by chunk through a tee
+that keeps a reference to each chunk (`flow.response.stream`), so SSE events reach Claude Code when the
+upstream sends them and the body is still recorded in full, also when the stream breaks off.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from mitmproxy import http
+
+from .captured import CapturedExchange
+from .config import Config
+
+log = logging.getLogger("ccbridge.capture")
+
+META = "ccbridge_captured"
+# Set by other ccbridge addons (routing) on flows they answer, copied into the record here.
+META_ROUTE = "ccbridge_route"
+META_PROVIDER_REQUEST = "ccbridge_provider_request"
+META_PROVIDER_RESPONSE = "ccbridge_provider_response"
+
+StreamFn = Callable[[bytes], Iterable[bytes] | bytes]
+
+
+def error_kind(message: str) -> str:
+    """client_abort | upstream_abort | timeout | error, from mitmproxy's error message."""
+    text = message.lower()
+    if "timeout" in text or "timed out" in text:
+        return "timeout"
+    if "client disconnected" in text or "client closed" in text or text == "killed":
+        return "client_abort"
+    if any(word in text for word in ("server", "peer closed", "upstream", "incomplete", "connection reset",
+                                     "connect", "eof", "protocol error")):
+        return "upstream_abort"
+    return "error"
+
+
+class Tee:
+    """The stream callable: passes each chunk on unchanged and keeps it (up to a limit) for the record."""
+
+    __slots__ = ("captured", "inner", "kept", "limit")
+
+    def __init__(self, captured: CapturedExchange, limit: int, inner: StreamFn | None = None) -> None:
+        self.captured = captured
+        self.limit = limit
+        self.kept = 0
+        self.inner = inner
+
+    def __call__(self, chunk: bytes) -> Iterable[bytes] | bytes:
+        out: Iterable[bytes] | bytes = chunk
+        try:
+            if self.inner is not None:
+                out = self.inner(chunk)
+                if isinstance(out, bytes | bytearray):
+                    self._keep(bytes(out))
+                else:
+                    out = list(out)
+                    for piece in out:
+                        self._keep(piece)
+            elif chunk:
+                self._keep(chunk)
+        except Exception:
+            log.exception("ccbridge: stream tee failed for flow %s", self.captured.flow_id)
+            return chunk or []
+        # b"" before the end would end an HTTP/1.1 body early: return nothing instead.
+        if isinstance(out, bytes | bytearray):
+            return out if out else []
+        return out
+
+    def _keep(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        captured = self.captured
+        captured.chunk_times.append(time.time())
+        if self.kept + len(chunk) > self.limit:
+            captured.response_truncated = True
+            return
+        self.kept += len(chunk)
+        captured.response_chunks.append(chunk)
+
+
+class Recorder(Protocol):
+    """Where captures go (the Runtime, or a test double)."""
+
+    config: Config
+
+    def submit(self, captured: CapturedExchange) -> None: ...
+
+
+class Capture:
+    """mitmproxy addon: hand every exchange of the API hosts to the recorder."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    def wanted(self, flow: http.HTTPFlow) -> bool:
+        """Reverse mode records everything; explicit-proxy mode only the configured API hosts."""
+        mode = getattr(flow.client_conn.proxy_mode, "type_name", "regular")
+        if mode == "reverse":
+            return True
+        return flow.request.pretty_host.lower() in self.recorder.config.capture.hosts
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        try:
+            if not self.wanted(flow):
+                return
+            request = flow.request
+            flow.metadata[META] = CapturedExchange(
+                flow_id=flow.id,
+                started_at=request.timestamp_start,
+                method=request.method,
+                scheme=request.scheme,
+                host=request.pretty_host,
+                port=request.port,
+                path=request.path.split("?", 1)[0],
+                query=list(request.query.items(multi=True)),
+                http_version=request.http_version,
+                request_headers=list(request.headers.items(multi=True)),
+                request_body=None,
+            )
+        except Exception:
+            log.exception("ccbridge: could not start recording flow %s", flow.id)
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        captured: CapturedExchange | None = flow.metadata.get(META)
+        if captured is not None:
+            captured.request_body = flow.request.raw_content
+            captured.request_done_at = flow.request.timestamp_end
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        captured: CapturedExchange | None = flow.metadata.get(META)
+        if captured is None or flow.response is None:
+            return
+        try:
+            response = flow.response
+            captured.status_code = response.status_code
+            captured.response_headers = list(response.headers.items(multi=True))
+            captured.first_byte_at = response.timestamp_start
+            inner = response.stream if callable(response.stream) else None
+            limit = int(self.recorder.config.capture.max_body_mb * 1024 * 1024)
+            response.stream = Tee(captured, limit, inner)
+        except Exception:
+            log.exception("ccbridge: could not stream flow %s", flow.id)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        captured: CapturedExchange | None = flow.metadata.pop(META, None)
+        if captured is None:
+            return
+        try:
+            response = flow.response
+            assert response is not None
+            if captured.response_headers is None:  # headers were changed after responseheaders, or no tee
+                captured.response_headers = list(response.headers.items(multi=True))
+                captured.status_code = response.status_code
+            if not response.stream and response.raw_content:
+                captured.response_chunks = [response.raw_content]
+            captured.finished_at = response.timestamp_end or time.time()
+            captured.complete = True
+            self._finish(flow, captured)
+        except Exception:
+            log.exception("ccbridge: could not record flow %s", flow.id)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        captured: CapturedExchange | None = flow.metadata.pop(META, None)
+        if captured is None:
+            return
+        try:
+            message = flow.error.msg if flow.error else "unknown error"
+            if captured.request_body is None and flow.request.raw_content is not None:
+                captured.request_body = flow.request.raw_content
+            if flow.response is not None and captured.response_headers is None:
+                captured.status_code = flow.response.status_code
+                captured.response_headers = list(flow.response.headers.items(multi=True))
+            captured.finished_at = time.time()
+            captured.error_kind = error_kind(message)
+            captured.error_message = message
+            self._finish(flow, captured)
+        except Exception:
+            log.exception("ccbridge: could not record failed flow %s", flow.id)
+
+    def _finish(self, flow: http.HTTPFlow, captured: CapturedExchange) -> None:
+        route: Any = flow.metadata.get(META_ROUTE)
+        if route is not None:
+            captured.route = route
+            captured.provider_request = flow.metadata.get(META_PROVIDER_REQUEST)
+            provider_response = flow.metadata.get(META_PROVIDER_RESPONSE)
+            if provider_response is not None:
+                captured.provider_response = bytes(provider_response)
+        self.recorder.submit(captured)

@@ -1,0 +1,71 @@
+"""What the ccbridge addons share: the options, the validated config and the storage writer.
+
+`load` declares the options, `configure` validates config.yaml (a wrong value stops mitmdump with a message
+naming the key) and opens the storage, `done` flushes every pending write.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from mitmproxy import exceptions
+
+from .captured import CapturedExchange
+from .config import Config, load_config
+from .errors import ConfigError
+from .storage.db import default_url, open_engine
+from .storage.writer import Writer
+
+log = logging.getLogger("ccbridge")
+
+OPTIONS = ("ccbridge_config", "ccbridge_storage_url")
+
+
+class Runtime:
+    def __init__(self) -> None:
+        self.config = Config()
+        self.writer: Writer | None = None
+        self.storage_url: str | None = None
+
+    def load(self, loader) -> None:  # type: ignore[no-untyped-def]
+        loader.add_option("ccbridge_config", str, "",
+                          "Path of ccbridge's config.yaml (else $CCBRIDGE_CONFIG, else ./config.yaml).")
+        loader.add_option("ccbridge_storage_url", str, "",
+                          "SQLAlchemy URL of the capture database; overrides storage.url of config.yaml.")
+
+    def configure(self, updated: set[str]) -> None:
+        if not updated & set(OPTIONS) and self.writer is not None:
+            return
+        from mitmproxy import ctx
+
+        try:
+            config = load_config(ctx.options.ccbridge_config or None)
+        except ConfigError as exc:
+            raise exceptions.OptionsError(f"ccbridge config: {exc}") from exc
+        url = ctx.options.ccbridge_storage_url or os.environ.get("CCBRIDGE_STORAGE_URL") or config.storage.url
+        url = url or default_url()
+        if self.writer is None or url != self.storage_url:
+            try:
+                engine = open_engine(url)
+            except Exception as exc:
+                raise exceptions.OptionsError(f"ccbridge storage.url {url!r}: cannot open: {exc}") from exc
+            if self.writer is not None:
+                self.writer.close()
+            self.writer = Writer(engine, batch_size=config.storage.batch_size,
+                                 batch_seconds=config.storage.batch_seconds)
+            self.storage_url = url
+            log.info("ccbridge: recording to %s", engine.url.render_as_string(hide_password=True))
+        self.config = config
+
+    def submit(self, captured: CapturedExchange) -> None:
+        if self.writer is None:
+            log.error("ccbridge: storage is not open; flow %s not recorded", captured.flow_id)
+            return
+        self.writer.submit(captured)
+
+    def done(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            log.info("ccbridge: %d exchanges recorded, %d failed", self.writer.written, self.writer.failed)
+            self.writer = None

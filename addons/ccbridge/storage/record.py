@@ -1,0 +1,230 @@
+"""Turn a captured exchange into rows: decode, redact, decompose, reassemble. Pure (no database)."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from mitmproxy.net import encoding as mitm_encoding
+
+from .. import identity, ratelimits, redact, sse
+from ..captured import CapturedExchange
+from .models import Exchange, MessageNode
+from .pieces import Piece, bytes_hash, compact_json, decompose, is_decomposable, message_nodes, piece_hash
+
+
+@dataclass
+class Rows:
+    """Everything one exchange adds to the database."""
+
+    exchange: Exchange
+    pieces: dict[str, Piece] = field(default_factory=dict)
+    nodes: list[MessageNode] = field(default_factory=list)
+    raw: dict[str, bytes] = field(default_factory=dict)
+    project_dir: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def when(timestamp: float | None) -> datetime | None:
+    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
+
+
+def header(headers: list[tuple[str, str]] | None, name: str) -> str | None:
+    name = name.lower()
+    for key, value in headers or ():
+        if key.lower() == name:
+            return value
+    return None
+
+
+def decode_body(data: bytes, content_encoding: str | None) -> tuple[bytes, str | None]:
+    """(decoded bytes, problem). A body cut short is decoded as far as it goes."""
+    enc = (content_encoding or "").strip().lower()
+    if not data or enc in ("", "identity"):
+        return data, None
+    try:
+        return mitm_encoding.decode(data, enc), None  # type: ignore[return-value]
+    except Exception as exc:
+        if enc in ("gzip", "deflate", "x-gzip"):
+            wbits = 16 + zlib.MAX_WBITS if enc != "deflate" else zlib.MAX_WBITS
+            try:
+                return zlib.decompressobj(wbits).decompress(data), f"{enc} body decoded partially: {exc}"
+            except zlib.error:
+                pass
+        return data, f"{enc} body kept encoded: {exc}"
+
+
+def parse_json(data: bytes | None) -> Any:
+    if not data:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
+
+
+def build_rows(captured: CapturedExchange, salt: bytes) -> Rows:
+    exchange = Exchange(
+        flow_id=captured.flow_id,
+        started_at=when(captured.started_at),
+        request_done_at=when(captured.request_done_at),
+        first_byte_at=when(captured.first_byte_at),
+        finished_at=when(captured.finished_at),
+        method=captured.method,
+        scheme=captured.scheme,
+        host=captured.host,
+        port=captured.port,
+        path=captured.path,
+        query="&".join(f"{k}={v}" for k, v in redact.redact_query(captured.query, salt)),
+        http_version=captured.http_version,
+        request_headers=redact.redact_headers(captured.request_headers, salt),
+        complete=captured.complete,
+        error_kind=captured.error_kind,
+        error_message=captured.error_message,
+        routed=captured.route is not None,
+        route=captured.route,
+        provider_request=captured.provider_request,
+    )
+    rows = Rows(exchange)
+    body = _request(rows, captured)
+    who = identity.identify(_Lower(captured.request_headers), body)
+    for key, value in who.__dict__.items():
+        setattr(exchange, key, value)
+    rows.project_dir = identity.project_dir(body)
+    if captured.provider_response is not None:
+        exchange.provider_response_hash = _raw(rows, captured.provider_response)
+    if captured.response_headers is not None:
+        _response(rows, captured, salt)
+    return rows
+
+
+def _raw(rows: Rows, data: bytes) -> str:
+    digest = bytes_hash(data)
+    rows.raw[digest] = data
+    return digest
+
+
+def _request(rows: Rows, captured: CapturedExchange) -> Any:
+    exchange = rows.exchange
+    raw = captured.request_body or b""
+    exchange.request_size = len(raw)
+    if not raw:
+        exchange.request_body_kind = "empty"
+        return None
+    encoding = header(captured.request_headers, "content-encoding")
+    decoded, problem = decode_body(raw, encoding)
+    body = parse_json(decoded) if problem is None else None
+    if encoding and encoding.lower() != "identity":
+        exchange.request_encoding = encoding
+    if body is not None and is_decomposable(body) and decoded == raw:
+        split = decompose(body)
+        rows.pieces.update(split.pieces)
+        rows.nodes = message_nodes(split.message_refs)
+        exchange.request_body_kind = "messages"
+        exchange.request_skeleton = split.skeleton
+        exchange.system_refs = split.system_refs
+        exchange.tool_refs = split.tool_refs
+        exchange.messages_tail = rows.nodes[-1].id if rows.nodes else None
+        exchange.message_count = len(split.message_refs)
+        exchange.cache_marks = split.cache_marks or None
+    else:
+        # Anything else is kept byte for byte (an encoded body too, so it can be rebuilt exactly).
+        exchange.request_body_kind = "raw"
+        exchange.request_raw_hash = _raw(rows, raw)
+        if problem:
+            rows.problems.append(f"request: {problem}")
+    return body
+
+
+def _response(rows: Rows, captured: CapturedExchange, salt: bytes) -> None:
+    exchange = rows.exchange
+    headers = captured.response_headers or []
+    exchange.status_code = captured.status_code
+    exchange.response_headers = redact.redact_headers(headers, salt)
+    content_type = header(headers, "content-type") or ""
+    exchange.response_content_type = content_type[:255] or None
+    encoding = header(headers, "content-encoding")
+    exchange.response_encoding = encoding if encoding and encoding.lower() != "identity" else None
+    raw = b"".join(captured.response_chunks)
+    decoded, problem = decode_body(raw, encoding)
+    if problem:
+        rows.problems.append(f"response: {problem}")
+    exchange.response_size = len(decoded)
+    if decoded:
+        exchange.response_raw_hash = _raw(rows, decoded)
+    exchange.ratelimit = ratelimits.parse_unified(headers)
+    if "text/event-stream" in content_type.lower():
+        exchange.is_sse = True
+        _sse_response(rows, captured, decoded, encoding)
+    else:
+        _json_response(rows, decoded)
+
+
+def _sse_response(rows: Rows, captured: CapturedExchange, decoded: bytes, encoding: str | None) -> None:
+    exchange = rows.exchange
+    events = sse.parse_events(decoded)
+    exchange.sse_event_count = len(events)
+    if not encoding and captured.chunk_times:
+        exchange.sse_event_times = _event_times(events, captured)
+    assembly = sse.assemble_message(events)
+    rows.problems.extend(f"sse: {p}" for p in assembly.problems)
+    if assembly.error is not None:
+        exchange.response_message = {"error": assembly.error}
+    if assembly.message is not None:
+        _set_message(rows, assembly.message)
+        if assembly.error is not None:
+            exchange.response_message["error"] = assembly.error  # type: ignore[index]
+    if captured.complete and not assembly.complete and exchange.status_code == 200:
+        exchange.error_kind = exchange.error_kind or "upstream_abort"
+        exchange.error_message = exchange.error_message or "stream ended without message_stop"
+
+
+def _event_times(events: list[sse.Event], captured: CapturedExchange) -> list[float]:
+    """Arrival of each event, in ms after the request started: when the chunk holding its end came in."""
+    start = captured.started_at
+    times: list[float] = []
+    chunk, reached = 0, 0
+    sizes = [len(c) for c in captured.response_chunks]
+    for event in events:
+        while chunk < len(sizes) and reached + sizes[chunk] < event.end:
+            reached += sizes[chunk]
+            chunk += 1
+        at = captured.chunk_times[min(chunk, len(captured.chunk_times) - 1)]
+        times.append(round((at - start) * 1000, 3))
+    return times
+
+
+def _json_response(rows: Rows, decoded: bytes) -> None:
+    body = parse_json(decoded)
+    if isinstance(body, dict) and body.get("type") == "message" and isinstance(body.get("content"), list):
+        _set_message(rows, body)
+    elif isinstance(body, dict) and body.get("type") == "error":
+        rows.exchange.response_message = {"error": body.get("error")}
+
+
+def _set_message(rows: Rows, message: dict[str, Any]) -> None:
+    """Store the answer's content as a message piece: the next turn resends it, so it is shared."""
+    exchange = rows.exchange
+    answer = {"role": message.get("role", "assistant"), "content": message.get("content", [])}
+    digest = piece_hash(answer)
+    rows.pieces.setdefault(digest, Piece(digest, "message", compact_json(answer)))
+    exchange.response_message_hash = digest
+    exchange.response_message = {k: v for k, v in message.items() if k != "content"}
+    exchange.stop_reason = message.get("stop_reason")
+    for key, value in sse.usage_of(message).items():
+        setattr(exchange, key, value)
+
+
+class _Lower(dict):  # type: ignore[type-arg]
+    """Case-insensitive, first-wins view of a header list."""
+
+    def __init__(self, headers: list[tuple[str, str]]) -> None:
+        super().__init__()
+        for key, value in headers:
+            self.setdefault(key.lower(), value)
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        return super().get(key.lower(), default)

@@ -1,0 +1,302 @@
+"""The background writer: one thread owns the database; hooks hand it captured exchanges through a queue.
+
+Exchanges are committed in batches (up to `batch_size` or every `batch_seconds`); `close()` drains the queue
+so that a clean shutdown loses nothing that was captured. A failure is logged with the flow it concerns and
+the writer keeps going; an exchange that cannot be decomposed is stored with its raw bytes instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from sqlalchemy import Integer, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from ..captured import CapturedExchange
+from .models import Blob, Exchange, MessageNode, Meta, RawBody, Session
+from .record import Rows, build_rows, when
+
+log = logging.getLogger("ccbridge.storage")
+_STOP = object()
+
+
+def insert_ignoring_duplicates(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+    """INSERT that skips rows whose primary key exists (content-addressed tables)."""
+    if not rows:
+        return
+    if conn.dialect.name == "sqlite":
+        conn.execute(sqlite.insert(table).on_conflict_do_nothing(), rows)
+    elif conn.dialect.name == "postgresql":
+        conn.execute(postgresql.insert(table).on_conflict_do_nothing(), rows)
+    else:
+        for row in rows:
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(table), [row])
+            except IntegrityError:
+                pass
+
+
+def load_salt(engine: Engine) -> bytes:
+    """The installation's salt for secret fingerprints, created on first use."""
+    with engine.begin() as conn:
+        value = conn.execute(select(Meta.value).where(Meta.key == "fingerprint_salt")).scalar()
+        if value is None:
+            insert_ignoring_duplicates(
+                conn, Meta.__table__, [{"key": "fingerprint_salt", "value": secrets.token_hex(16)}]
+            )
+            value = conn.execute(select(Meta.value).where(Meta.key == "fingerprint_salt")).scalar()
+    return bytes.fromhex(value)
+
+
+class Writer:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        batch_size: int = 200,
+        batch_seconds: float = 0.25,
+        build: Callable[[CapturedExchange, bytes], Rows] = build_rows,
+    ) -> None:
+        self.engine = engine
+        self.batch_size = batch_size
+        self.batch_seconds = batch_seconds
+        self.build = build
+        self.salt = load_salt(engine)
+        self.queue: queue.Queue[Any] = queue.Queue()
+        self.written = 0
+        self.failed = 0
+        self._known: OrderedDict[str, None] = OrderedDict()  # hashes already in the database (bounded)
+        self._logged: set[str] = set()
+        self._thread = threading.Thread(target=self._run, name="ccbridge-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, captured: CapturedExchange) -> None:
+        """Called from mitmproxy hooks: never blocks."""
+        self.queue.put_nowait(captured)
+
+    def close(self, timeout: float = 120.0) -> None:
+        """Write everything queued so far, then stop the thread."""
+        self.queue.put(_STOP)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.error("ccbridge: storage writer did not finish within %.0f s; %d queued", timeout, self.queue.qsize())
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until everything submitted before this call is committed (tests and benchmarks)."""
+        done = threading.Event()
+        self.queue.put(done)
+        return done.wait(timeout)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch: list[CapturedExchange] = []
+            waiters: list[threading.Event] = []
+            deadline = None
+            while len(batch) < self.batch_size:
+                try:
+                    timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+                    item = self.queue.get(timeout=timeout)
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    break
+                if isinstance(item, threading.Event):
+                    waiters.append(item)
+                    break
+                batch.append(item)
+                deadline = deadline or time.monotonic() + self.batch_seconds
+            if stopping:  # take what is still queued too
+                batch.extend(self._drain())
+            if batch:
+                self._write_batch(batch)
+            for waiter in waiters:
+                waiter.set()
+
+    def _drain(self) -> list[CapturedExchange]:
+        items = []
+        for _ in range(1_000_000):
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, threading.Event):
+                item.set()
+            elif item is not _STOP:
+                items.append(item)
+        return items
+
+    def _write_batch(self, batch: list[CapturedExchange]) -> None:
+        built = [rows for rows in (self._build(c) for c in batch) if rows is not None]
+        try:
+            self._commit(built)
+        except Exception as exc:
+            self._log_once("batch", f"batch of {len(built)} failed ({exc!r}); writing one at a time")
+            for rows in built:
+                try:
+                    self._commit([rows])
+                except Exception as single:
+                    self.failed += 1
+                    log.error("ccbridge: could not store flow %s: %r", rows.exchange.flow_id, single)
+
+    def _build(self, captured: CapturedExchange) -> Rows | None:
+        try:
+            rows = self.build(captured, self.salt)
+        except Exception as exc:
+            self._log_once(f"build:{type(exc).__name__}", f"flow {captured.flow_id}: {exc!r}; storing raw bytes")
+            try:
+                rows = raw_rows(captured, self.salt)
+            except Exception as again:
+                self.failed += 1
+                log.error("ccbridge: could not record flow %s: %r", captured.flow_id, again)
+                return None
+        for problem in rows.problems:
+            log.debug("ccbridge: flow %s: %s", captured.flow_id, problem)
+        return rows
+
+    def _commit(self, built: list[Rows]) -> None:
+        blobs: dict[str, dict[str, Any]] = {}
+        nodes: dict[str, dict[str, Any]] = {}
+        raw: dict[str, dict[str, Any]] = {}
+        for rows in built:
+            for digest, piece in rows.pieces.items():
+                if digest not in self._known:
+                    blobs[digest] = {"hash": digest, "kind": piece.kind, "size": len(piece.json_text),
+                                     "json_text": piece.json_text}
+            for node in rows.nodes:
+                if node.id not in self._known:
+                    nodes[node.id] = node.model_dump()
+            for digest, data in rows.raw.items():
+                if digest not in self._known:
+                    raw[digest] = {"hash": digest, "size": len(data), "data": data}
+        with self.engine.begin() as conn:
+            insert_ignoring_duplicates(conn, Blob.__table__, list(blobs.values()))
+            insert_ignoring_duplicates(conn, MessageNode.__table__, list(nodes.values()))
+            insert_ignoring_duplicates(conn, RawBody.__table__, list(raw.values()))
+            conn.execute(insert(Exchange.__table__), [_exchange_row(rows.exchange) for rows in built])
+            update_sessions(conn, session_hints(built))
+        self._remember([*blobs, *nodes, *raw])
+        self.written += len(built)
+
+    def _remember(self, digests: Iterable[str]) -> None:
+        for digest in digests:
+            self._known[digest] = None
+        while len(self._known) > 200_000:
+            self._known.popitem(last=False)
+
+    def _log_once(self, key: str, message: str) -> None:
+        if key not in self._logged:
+            self._logged.add(key)
+            log.error("ccbridge: %s", message)
+        else:
+            log.debug("ccbridge: %s", message)
+
+
+def _exchange_row(exchange: Exchange) -> dict[str, Any]:
+    row = exchange.model_dump()
+    row.pop("id", None)
+    return row
+
+
+def raw_rows(captured: CapturedExchange, salt: bytes) -> Rows:
+    """The fallback record: request line, redacted headers and raw bytes, nothing parsed."""
+    from .pieces import bytes_hash
+    from .record import redact
+
+    exchange = Exchange(
+        flow_id=captured.flow_id, started_at=when(captured.started_at), finished_at=when(captured.finished_at),
+        method=captured.method, scheme=captured.scheme, host=captured.host, port=captured.port,
+        path=captured.path, request_headers=redact.redact_headers(captured.request_headers, salt),
+        status_code=captured.status_code, complete=captured.complete, error_kind=captured.error_kind or "error",
+        error_message=captured.error_message or "recorded raw: the exchange could not be parsed",
+    )
+    rows = Rows(exchange)
+    if captured.request_body:
+        exchange.request_body_kind = "raw"
+        exchange.request_raw_hash = bytes_hash(captured.request_body)
+        rows.raw[exchange.request_raw_hash] = captured.request_body
+    body = b"".join(captured.response_chunks)
+    if body:
+        exchange.response_raw_hash = bytes_hash(body)
+        rows.raw[exchange.response_raw_hash] = body
+    if captured.response_headers is not None:
+        exchange.response_headers = redact.redact_headers(captured.response_headers, salt)
+    return rows
+
+
+def session_hints(built: list[Rows]) -> dict[str, dict[str, str]]:
+    """Per session in a batch: the newest client version and a project directory, where the traffic shows them."""
+    hints: dict[str, dict[str, str]] = {}
+    for rows in sorted(built, key=lambda r: r.exchange.started_at):
+        sid = rows.exchange.session_id
+        if sid is None:
+            continue
+        hint = hints.setdefault(sid, {})
+        if rows.exchange.client_version:
+            hint["client_version"] = rows.exchange.client_version
+        if rows.project_dir and not rows.exchange.is_subagent:
+            hint.setdefault("project_dir", rows.project_dir)
+    return hints
+
+
+def update_sessions(conn: Connection, touched: dict[str, dict[str, str]]) -> None:
+    """Recompute the summary of each touched session from its exchanges (correct with several writers)."""
+    if not touched:
+        return
+    ids = list(touched)
+    e = Exchange.__table__.c
+    errors = func.sum(
+        func.coalesce(((e.error_kind.is_not(None)) | (e.status_code >= 400)).cast(Integer), 0)
+    )
+    stats = conn.execute(
+        select(
+            e.session_id,
+            func.min(e.started_at),
+            func.max(func.coalesce(e.finished_at, e.started_at)),
+            func.count(),
+            func.sum(e.is_subagent.cast(Integer)),
+            func.count(e.agent_id.distinct()),
+            func.coalesce(func.sum(e.input_tokens), 0),
+            func.coalesce(func.sum(e.output_tokens), 0),
+            func.coalesce(func.sum(e.cache_creation_input_tokens), 0),
+            func.coalesce(func.sum(e.cache_read_input_tokens), 0),
+            errors,
+            func.sum(e.routed.cast(Integer)),
+        )
+        .where(e.session_id.in_(ids))
+        .group_by(e.session_id)
+    ).all()
+    models: dict[str, list[str]] = {}
+    for session_id, model in conn.execute(
+        select(e.session_id, e.model).where(e.session_id.in_(ids), e.model.is_not(None)).distinct()
+    ):
+        models.setdefault(session_id, []).append(model)
+    s = Session.__table__
+    existing = {row.id: row for row in conn.execute(select(s.c.id, s.c.project_dir).where(s.c.id.in_(ids)))}
+    for (sid, first, last, count, sub, agents, inp, out, cwrite, cread, errs, routed) in stats:
+        hint = touched.get(sid, {})
+        values = {
+            "started_at": first, "last_activity_at": last, "request_count": count,
+            "subagent_request_count": sub or 0, "subagent_runs": agents or 0, "input_tokens": inp,
+            "output_tokens": out, "cache_creation_input_tokens": cwrite, "cache_read_input_tokens": cread,
+            "error_count": errs or 0, "routed_count": routed or 0, "models": sorted(models.get(sid, [])),
+        }
+        if hint.get("client_version"):
+            values["client_version"] = hint["client_version"]
+        if sid in existing:
+            if existing[sid].project_dir is None and hint.get("project_dir"):
+                values["project_dir"] = hint["project_dir"]
+            conn.execute(s.update().where(s.c.id == sid).values(**values))
+        else:
+            conn.execute(s.insert().values(id=sid, project_dir=hint.get("project_dir"), **values))

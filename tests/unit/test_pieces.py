@@ -1,0 +1,80 @@
+"""Content-addressed request storage: pieces, cache markers and the message prefix tree (plain data)."""
+
+import copy
+
+import pytest
+from ccbridge.storage.pieces import assemble, decompose, is_decomposable, message_nodes, strip_cache_marks
+
+from tests.fixtures import all_requests
+
+MESSAGE_REQUESTS = [(name, r["body"]) for name, r in all_requests() if is_decomposable(r["body"])]
+
+
+def rebuild(body):
+    split = decompose(body)
+    import json
+
+    parsed = {h: json.loads(p.json_text) for h, p in split.pieces.items()}
+    pick = lambda refs: None if refs is None else [copy.deepcopy(parsed[h]) for h in refs]  # noqa: E731
+    return assemble(split.skeleton, pick(split.system_refs), pick(split.tool_refs), pick(split.message_refs),
+                    split.cache_marks)
+
+
+def test_fixtures_hold_message_requests():
+    assert len(MESSAGE_REQUESTS) >= 10
+
+
+@pytest.mark.parametrize("name,body", MESSAGE_REQUESTS, ids=[n for n, _ in MESSAGE_REQUESTS])
+def test_every_captured_request_rebuilds_equal(name, body):
+    assert rebuild(body) == body
+
+
+def test_moving_cache_marker_does_not_make_messages_new():
+    first = {"model": "m", "messages": [
+        {"role": "user", "content": [{"type": "text", "text": "a", "cache_control": {"type": "ephemeral"}}]}]}
+    second = {"model": "m", "messages": [
+        {"role": "user", "content": [{"type": "text", "text": "a"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "b"}]},
+        {"role": "user", "content": [{"type": "text", "text": "c", "cache_control": {"type": "ephemeral"}}]}]}
+    a, b = decompose(first), decompose(second)
+    assert a.message_refs[0] == b.message_refs[0]
+    assert a.cache_marks == [["messages", 0, ["content", 0], {"type": "ephemeral"}]]
+    assert rebuild(first) == first and rebuild(second) == second
+
+
+def test_same_piece_twice_keeps_its_own_marker():
+    block = {"role": "user", "content": [{"type": "text", "text": "same"}]}
+    marked = copy.deepcopy(block)
+    marked["content"][0]["cache_control"] = {"type": "ephemeral", "ttl": "1h"}
+    body = {"messages": [block, {"role": "assistant", "content": "x"}, marked]}
+    split = decompose(body)
+    assert split.message_refs[0] == split.message_refs[2]
+    assert rebuild(body) == body
+
+
+def test_string_system_and_content_stay_in_place():
+    body = {"system": "be brief", "messages": [{"role": "user", "content": "hi"}], "tools": []}
+    assert decompose(body).skeleton["system"] == "be brief"
+    assert rebuild(body) == body
+
+
+def test_not_decomposable():
+    assert not is_decomposable([1, 2])
+    assert not is_decomposable({"messages": "nope"})
+    assert not is_decomposable({"messages": [1]})
+    assert not is_decomposable({"messages": [], "system": ["text"]})
+
+
+def test_prefix_tree_shares_the_common_prefix():
+    short = message_nodes(["a", "b"])
+    longer = message_nodes(["a", "b", "c", "d"])
+    assert [n.id for n in longer[:2]] == [n.id for n in short]
+    assert longer[2].parent_id == short[-1].id
+    assert [n.depth for n in longer] == [1, 2, 3, 4]
+    assert message_nodes(["x", "b"])[1].id != short[1].id  # same message after another prefix: new node
+
+
+def test_strip_cache_marks_reports_paths():
+    value, marks = strip_cache_marks({"a": [{"cache_control": 1, "b": 2}], "cache_control": 3})
+    assert value == {"a": [{"b": 2}]}
+    assert sorted(map(str, marks)) == sorted(map(str, [(["a", 0], 1), ([], 3)]))
