@@ -1,0 +1,32 @@
+"""Subagent routing: which requests go to which provider and model, and what that model accepts."""
+
+from ccbridge.routing.agents import (
+    AgentCall,
+    AgentDefinition,
+    AgentDefinitions,
+    AgentMemory,
+    Recognition,
+    agent_calls_in,
+    parse_agent_file,
+    recognise_agent,
+)
+from ccbridge.routing.capabilities import ModelCapabilities, capabilities_for
+from ccbridge.routing.settings import ROUTING_KEYS, Provider, Route, RoutingSettings, parse_routing
+
+__all__ = [
+    "ROUTING_KEYS",
+    "AgentCall",
+    "AgentDefinition",
+    "AgentDefinitions",
+    "AgentMemory",
+    "ModelCapabilities",
+    "Provider",
+    "Recognition",
+    "Route",
+    "RoutingSettings",
+    "agent_calls_in",
+    "capabilities_for",
+    "parse_agent_file",
+    "parse_routing",
+    "recognise_agent",
+]

@@ -1,0 +1,19 @@
+"""Translation between the Anthropic Messages API and OpenAI Chat Completions (pure functions, no I/O)."""
+
+from ccbridge.translate.errors import anthropic_error, error_for_exception, error_frame, timeout_error
+from ccbridge.translate.request import estimate_prompt_tokens, strip_proxy_thinking, to_openai_request
+from ccbridge.translate.response import IncompleteAnswer, to_anthropic_message
+from ccbridge.translate.stream import StreamTranslator
+
+__all__ = [
+    "IncompleteAnswer",
+    "StreamTranslator",
+    "anthropic_error",
+    "error_for_exception",
+    "error_frame",
+    "estimate_prompt_tokens",
+    "strip_proxy_thinking",
+    "timeout_error",
+    "to_anthropic_message",
+    "to_openai_request",
+]
