@@ -77,7 +77,7 @@ lint: venv ## ruff
 	$(VENV)/bin/ruff check addons viewer tests
 
 bench: venv ## Measure overhead, per-event delay, storage growth and viewer render times
-	$(PY) -m tests.bench
+	$(PY) -m tests.bench $(BENCH)
 
 db-reset: venv ## Delete the local capture database (asks first)
 	$(VENV)/bin/ccbridge db-reset

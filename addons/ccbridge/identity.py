@@ -65,7 +65,8 @@ def client_version(user_agent: str | None) -> str | None:
 
 def identify(headers: Mapping[str, str], body: Any) -> Identity:
     """`headers` must be case-insensitive (mitmproxy's Headers, or lower-cased keys)."""
-    body = body if isinstance(body, dict) else {}
+    parsed = isinstance(body, dict)
+    body = body if parsed else {}
     session_id, source = headers.get("x-claude-code-session-id") or None, "header"
     if not session_id:
         metadata = body.get("metadata")
@@ -84,7 +85,7 @@ def identify(headers: Mapping[str, str], body: Any) -> Identity:
         client_version=client_version(user_agent),
         user_agent=user_agent,
         model=model if isinstance(model, str) else None,
-        stream=stream if isinstance(stream, bool) else None,
+        stream=stream is True if parsed else None,  # absent means a plain JSON answer
     )
 
 

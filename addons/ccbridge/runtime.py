@@ -15,7 +15,7 @@ from .captured import CapturedExchange
 from .config import Config, load_config
 from .errors import ConfigError
 from .storage.db import default_url, open_engine
-from .storage.writer import Writer
+from .storage.process import WriterProcess
 
 log = logging.getLogger("ccbridge")
 
@@ -25,7 +25,7 @@ OPTIONS = ("ccbridge_config", "ccbridge_storage_url")
 class Runtime:
     def __init__(self) -> None:
         self.config = Config()
-        self.writer: Writer | None = None
+        self.writer: WriterProcess | None = None
         self.storage_url: str | None = None
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
@@ -47,15 +47,18 @@ class Runtime:
         url = url or default_url()
         if self.writer is None or url != self.storage_url:
             try:
-                engine = open_engine(url)
+                engine = open_engine(url)  # here, so that a bad URL stops start-up with its reason
+                shown = engine.url.render_as_string(hide_password=True)
+                engine.dispose()
+                writer = WriterProcess(url, batch_size=config.storage.batch_size,
+                                       batch_seconds=config.storage.batch_seconds)
             except Exception as exc:
                 raise exceptions.OptionsError(f"ccbridge storage.url {url!r}: cannot open: {exc}") from exc
             if self.writer is not None:
                 self.writer.close()
-            self.writer = Writer(engine, batch_size=config.storage.batch_size,
-                                 batch_seconds=config.storage.batch_seconds)
+            self.writer = writer
             self.storage_url = url
-            log.info("ccbridge: recording to %s", engine.url.render_as_string(hide_password=True))
+            log.info("ccbridge: recording to %s", shown)
         self.config = config
 
     def submit(self, captured: CapturedExchange) -> None:

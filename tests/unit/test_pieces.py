@@ -75,6 +75,18 @@ def test_prefix_tree_shares_the_common_prefix():
 
 
 def test_strip_cache_marks_reports_paths():
-    value, marks = strip_cache_marks({"a": [{"cache_control": 1, "b": 2}], "cache_control": 3})
-    assert value == {"a": [{"b": 2}]}
-    assert sorted(map(str, marks)) == sorted(map(str, [(["a", 0], 1), ([], 3)]))
+    message = {"role": "user", "cache_control": 3, "content": [
+        {"type": "tool_result", "content": [{"type": "text", "text": "t", "cache_control": 1}]},
+        {"type": "text", "text": "x", "cache_control": 2}]}
+    value, marks = strip_cache_marks(message)
+    assert value == {"role": "user", "content": [
+        {"type": "tool_result", "content": [{"type": "text", "text": "t"}]}, {"type": "text", "text": "x"}]}
+    assert sorted(map(str, marks)) == sorted(map(str, [
+        ([], 3), (["content", 0, "content", 0], 1), (["content", 1], 2)]))
+    assert message["content"][1]["cache_control"] == 2  # the input is left alone
+
+
+def test_marker_outside_content_stays_in_the_piece():
+    tool = {"name": "t", "input_schema": {"properties": {"cache_control": {"type": "string"}}}}
+    value, marks = strip_cache_marks(tool)
+    assert value == tool and marks == []

@@ -4,7 +4,7 @@ A request body of Claude Code is split into content-addressed pieces so that a c
 its whole history every turn costs storage linear in its length, not quadratic:
 
 - `Blob`: one distinct JSON piece (a system block, a tool definition, a message, an answer), stored once,
-  keyed by the SHA-256 of its canonical JSON, with every `cache_control` marker removed (the marker moves
+  keyed by the SHA-256 of its compact JSON, with every `cache_control` marker removed (the marker moves
   forward each turn and would otherwise make every message new). Markers are kept on the exchange.
 - `MessageNode`: the message lists as a prefix tree. A node is (parent node, message); an exchange points
   at the node of its last message, so the ordered message references of a request are the path from the
@@ -20,6 +20,11 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
+# The message tree has small rows keyed by their hash alone: SQLite stores them without a rowid and so
+# without a second index on the key (other databases ignore the option). Tables of large rows keep the
+# rowid: SQLite packs large rows of WITHOUT ROWID tables poorly.
+NO_ROWID = {"sqlite_with_rowid": False}
+
 
 class Blob(SQLModel, table=True):
     """One distinct JSON piece of a request or response, stored once."""
@@ -33,17 +38,26 @@ class Blob(SQLModel, table=True):
 class MessageNode(SQLModel, table=True):
     """A message at a position in a conversation: the prefix tree of all message lists."""
 
+    __table_args__ = NO_ROWID
+
     id: str = Field(primary_key=True, max_length=32)  # hash of (parent id, message hash)
-    parent_id: str | None = Field(default=None, max_length=32, index=True)
+    parent_id: str | None = Field(default=None, max_length=32)
     message_hash: str = Field(max_length=64, index=True)
     depth: int  # 1 for the first message
 
 
 class RawBody(SQLModel, table=True):
-    """Bytes kept as they were (after removing any content-encoding), content-addressed."""
+    """Bytes kept as they were (after removing any content-encoding), content-addressed, stored compressed.
 
-    hash: str = Field(primary_key=True, max_length=64)
-    size: int
+    `encoding` is None (stored as is) or "zlib"; with `dictionary`, the zlib stream was made with a preset
+    dictionary: SSE_DICTIONARY plus the JSON text of that Blob (the answer the stream carries), which
+    makes a stream cost little more than its answer. `pieces.load_raw` undoes all of it.
+    """
+
+    hash: str = Field(primary_key=True, max_length=64)  # of the bytes before compression
+    size: int  # before compression
+    encoding: str | None = Field(default=None, max_length=16)
+    dictionary: str | None = Field(default=None, max_length=64)
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from sqlalchemy import text
 from sqlmodel import Session, select
 
@@ -23,47 +25,71 @@ SECTIONS = ("system", "tools", "messages")
 Path = list[str | int]
 
 
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
 def compact_json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return orjson.dumps(value).decode()
+    except (TypeError, orjson.JSONEncodeError):  # e.g. integers beyond 64 bits
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def parse_json(data: bytes | str | None) -> Any:
+    """The parsed JSON, or None when `data` is empty or not JSON."""
+    if not data:
+        return None
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        try:
+            return json.loads(data)  # what orjson refuses but Python reads (big integers, NaN)
+        except ValueError:
+            return None
+
+
+# 128 bits of SHA-256: ample for content addressing, and every reference costs half of a full digest.
+HASH_CHARS = 32
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:HASH_CHARS]
 
 
 def piece_hash(value: Any) -> str:
-    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
+    """The key of a piece: its compact JSON in the key order the client sent (clients repeat their order)."""
+    return text_hash(compact_json(value))
 
 
 def bytes_hash(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    return hashlib.sha256(data).hexdigest()[:HASH_CHARS]
 
 
 def node_id(parent_id: str | None, message_hash: str) -> str:
-    return hashlib.sha256(f"{parent_id or ''}/{message_hash}".encode()).hexdigest()[:32]
+    return hashlib.sha256(f"{parent_id or ''}/{message_hash}".encode()).hexdigest()[:HASH_CHARS]
 
 
 def strip_cache_marks(value: Any, path: Path | None = None) -> tuple[Any, list[tuple[Path, Any]]]:
-    """Return `value` without any `cache_control` key, and where each one was (path, value)."""
+    """Return `value` without its `cache_control` markers, and where each one was (path, value).
+
+    Markers sit on a piece itself or on content blocks (also blocks nested in a tool result's content), so
+    only `content` lists are walked; a marker anywhere else simply stays part of the piece (still lossless).
+    """
     path = path or []
-    marks: list[tuple[Path, Any]] = []
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            if key == CACHE_KEY:
-                marks.append((path, item))
-                continue
-            out[key], inner = strip_cache_marks(item, [*path, key])
-            marks.extend(inner)
-        return out, marks
     if isinstance(value, list):
-        items = []
+        items, marks = [], []
         for i, item in enumerate(value):
             stripped, inner = strip_cache_marks(item, [*path, i])
             items.append(stripped)
             marks.extend(inner)
         return items, marks
-    return value, marks
+    if not isinstance(value, dict) or (CACHE_KEY not in value and not isinstance(value.get("content"), list)):
+        return value, []
+    out = dict(value)
+    marks: list[tuple[Path, Any]] = []
+    if CACHE_KEY in out:
+        marks.append((path, out.pop(CACHE_KEY)))
+    if isinstance(out.get("content"), list):
+        out["content"], inner = strip_cache_marks(out["content"], [*path, "content"])
+        marks.extend(inner)
+    return out, marks
 
 
 def put_cache_mark(value: Any, path: Path, mark: Any) -> None:
@@ -118,9 +144,10 @@ def decompose(body: dict[str, Any]) -> Decomposed:
         refs = []
         for index, item in enumerate(items):
             stripped, marks = strip_cache_marks(item)
-            digest = piece_hash(stripped)
+            text = compact_json(stripped)
+            digest = text_hash(text)
             if digest not in result.pieces:
-                result.pieces[digest] = Piece(digest, kinds[section], compact_json(stripped))
+                result.pieces[digest] = Piece(digest, kinds[section], text)
             refs.append(digest)
             result.cache_marks.extend([section, index, path, mark] for path, mark in marks)
         if section == "system":
@@ -187,11 +214,64 @@ def load_blob_texts(db: Session, hashes: Iterable[str]) -> dict[str, str]:
     return {row.hash: row.json_text for row in rows}
 
 
+# Words every Anthropic event stream repeats; with the answer's own JSON they form the preset dictionary
+# of a compressed stream. Never change it: stored streams need it to decompress (a new one needs a new
+# encoding name).
+SSE_DICTIONARY = (
+    b'event: ping\ndata: {"type":"ping"}\n\nevent: message_stop\ndata: {"type":"message_stop"}\n\n'
+    b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},'
+    b'"usage":{"input_tokens":0,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":0}}\n\n'
+    b'event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n'
+    b'event: content_block_start\ndata: {"type":"content_block_start","index":0,"content_block":{"type":"text",'
+    b'"text":""}}\n\nevent: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":'
+    b'{"type":"input_json_delta","partial_json":""}}\n\n{"type":"thinking_delta","thinking":""}'
+    b'{"type":"signature_delta","signature":""}{"type":"text_delta","text":""}\n\n'
+    b'event: message_start\ndata: {"type":"message_start","message":{"model":"claude-","id":"msg_",'
+    b'"type":"message","role":"assistant","content":[],"stop_reason":null,"stop_sequence":null,"usage":'
+    b'{"input_tokens":0,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"cache_creation":'
+    b'{"ephemeral_5m_input_tokens":0,"ephemeral_1h_input_tokens":0},"output_tokens":0,"service_tier":"standard"}}}'
+)
+COMPRESS_BELOW = 16 * 1024 * 1024  # larger bodies are kept as they are: compressing them costs more than it saves
+
+
+def compress(data: bytes, dictionary: bytes | None = None) -> bytes | None:
+    """zlib with an optional preset dictionary; None when it would not save at least a tenth."""
+    if len(data) < 64 or len(data) > COMPRESS_BELOW:
+        return None
+    packer = zlib.compressobj(6, zlib.DEFLATED, 15, 9, zlib.Z_DEFAULT_STRATEGY, *((dictionary,) if dictionary else ()))
+    packed = packer.compress(data) + packer.flush()
+    return packed if len(packed) < len(data) * 0.9 else None
+
+
+def stream_dictionary(answer_json: str | None) -> bytes:
+    return SSE_DICTIONARY + (answer_json or "").encode()
+
+
+def raw_row(data: bytes, answer: Piece | None = None) -> dict[str, Any]:
+    """A RawBody row for `data`: compressed when that pays, with the answer as dictionary for a stream."""
+    packed = compress(data, stream_dictionary(answer.json_text) if answer else None)
+    return {
+        "hash": bytes_hash(data), "size": len(data), "encoding": "zlib" if packed is not None else None,
+        "dictionary": answer.hash if answer and packed is not None else None,
+        "data": packed if packed is not None else data,
+    }
+
+
 def load_raw(db: Session, digest: str | None) -> bytes | None:
+    """The bytes stored under `digest`, decompressed."""
     if digest is None:
         return None
     row = db.get(RawBody, digest)
-    return None if row is None else row.data
+    if row is None:
+        return None
+    if row.encoding is None:
+        return row.data
+    if row.encoding != "zlib":
+        raise ValueError(f"raw body {digest} has unknown encoding {row.encoding!r}")
+    if row.dictionary is None:
+        return zlib.decompress(row.data)
+    answer = load_blob_texts(db, [row.dictionary]).get(row.dictionary)
+    return zlib.decompressobj(zdict=stream_dictionary(answer)).decompress(row.data)
 
 
 def rebuild_request_body(db: Session, exchange: Exchange) -> dict[str, Any] | bytes | None:

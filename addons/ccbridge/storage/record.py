@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,17 +12,40 @@ from mitmproxy.net import encoding as mitm_encoding
 from .. import identity, ratelimits, redact, sse
 from ..captured import CapturedExchange
 from .models import Exchange, MessageNode
-from .pieces import Piece, bytes_hash, compact_json, decompose, is_decomposable, message_nodes, piece_hash
+from .pieces import (
+    Piece,
+    compact_json,
+    decompose,
+    is_decomposable,
+    message_nodes,
+    parse_json,
+    piece_hash,
+    raw_row,
+)
+
+
+def exchange_defaults() -> dict[str, Any]:
+    """Every Exchange column with its default: rows are built as plain dicts, without model validation."""
+    values: dict[str, Any] = {}
+    for name, info in Exchange.model_fields.items():
+        if name == "id":
+            continue
+        factory = info.default_factory
+        values[name] = factory() if factory is not None else (None if info.is_required() else info.default)  # type: ignore[call-arg]
+    return values
+
+
+_DEFAULTS = exchange_defaults()
 
 
 @dataclass
 class Rows:
-    """Everything one exchange adds to the database."""
+    """Everything one exchange adds to the database; `exchange` holds the Exchange columns."""
 
-    exchange: Exchange
+    exchange: dict[str, Any]
     pieces: dict[str, Piece] = field(default_factory=dict)
     nodes: list[MessageNode] = field(default_factory=list)
-    raw: dict[str, bytes] = field(default_factory=dict)
+    raw: dict[str, dict[str, Any]] = field(default_factory=dict)  # RawBody rows by hash
     project_dir: str | None = None
     problems: list[str] = field(default_factory=list)
 
@@ -57,17 +79,9 @@ def decode_body(data: bytes, content_encoding: str | None) -> tuple[bytes, str |
         return data, f"{enc} body kept encoded: {exc}"
 
 
-def parse_json(data: bytes | None) -> Any:
-    if not data:
-        return None
-    try:
-        return json.loads(data)
-    except ValueError:
-        return None
-
-
 def build_rows(captured: CapturedExchange, salt: bytes) -> Rows:
-    exchange = Exchange(
+    exchange = dict(
+        _DEFAULTS,
         flow_id=captured.flow_id,
         started_at=when(captured.started_at),
         request_done_at=when(captured.request_done_at),
@@ -91,49 +105,48 @@ def build_rows(captured: CapturedExchange, salt: bytes) -> Rows:
     rows = Rows(exchange)
     body = _request(rows, captured)
     who = identity.identify(_Lower(captured.request_headers), body)
-    for key, value in who.__dict__.items():
-        setattr(exchange, key, value)
+    exchange.update(who.__dict__)
     rows.project_dir = identity.project_dir(body)
     if captured.provider_response is not None:
-        exchange.provider_response_hash = _raw(rows, captured.provider_response)
+        exchange["provider_response_hash"] = _raw(rows, captured.provider_response)
     if captured.response_headers is not None:
         _response(rows, captured, salt)
     return rows
 
 
-def _raw(rows: Rows, data: bytes) -> str:
-    digest = bytes_hash(data)
-    rows.raw[digest] = data
-    return digest
+def _raw(rows: Rows, data: bytes, answer: Piece | None = None) -> str:
+    row = raw_row(data, answer)
+    rows.raw[row["hash"]] = row
+    return row["hash"]
 
 
 def _request(rows: Rows, captured: CapturedExchange) -> Any:
     exchange = rows.exchange
     raw = captured.request_body or b""
-    exchange.request_size = len(raw)
+    exchange["request_size"] = len(raw)
     if not raw:
-        exchange.request_body_kind = "empty"
+        exchange["request_body_kind"] = "empty"
         return None
     encoding = header(captured.request_headers, "content-encoding")
     decoded, problem = decode_body(raw, encoding)
     body = parse_json(decoded) if problem is None else None
     if encoding and encoding.lower() != "identity":
-        exchange.request_encoding = encoding
+        exchange["request_encoding"] = encoding
     if body is not None and is_decomposable(body) and decoded == raw:
         split = decompose(body)
         rows.pieces.update(split.pieces)
         rows.nodes = message_nodes(split.message_refs)
-        exchange.request_body_kind = "messages"
-        exchange.request_skeleton = split.skeleton
-        exchange.system_refs = split.system_refs
-        exchange.tool_refs = split.tool_refs
-        exchange.messages_tail = rows.nodes[-1].id if rows.nodes else None
-        exchange.message_count = len(split.message_refs)
-        exchange.cache_marks = split.cache_marks or None
+        exchange["request_body_kind"] = "messages"
+        exchange["request_skeleton"] = split.skeleton
+        exchange["system_refs"] = split.system_refs
+        exchange["tool_refs"] = split.tool_refs
+        exchange["messages_tail"] = rows.nodes[-1].id if rows.nodes else None
+        exchange["message_count"] = len(split.message_refs)
+        exchange["cache_marks"] = split.cache_marks or None
     else:
         # Anything else is kept byte for byte (an encoded body too, so it can be rebuilt exactly).
-        exchange.request_body_kind = "raw"
-        exchange.request_raw_hash = _raw(rows, raw)
+        exchange["request_body_kind"] = "raw"
+        exchange["request_raw_hash"] = _raw(rows, raw)
         if problem:
             rows.problems.append(f"request: {problem}")
     return body
@@ -142,44 +155,45 @@ def _request(rows: Rows, captured: CapturedExchange) -> Any:
 def _response(rows: Rows, captured: CapturedExchange, salt: bytes) -> None:
     exchange = rows.exchange
     headers = captured.response_headers or []
-    exchange.status_code = captured.status_code
-    exchange.response_headers = redact.redact_headers(headers, salt)
+    exchange["status_code"] = captured.status_code
+    exchange["response_headers"] = redact.redact_headers(headers, salt)
     content_type = header(headers, "content-type") or ""
-    exchange.response_content_type = content_type[:255] or None
+    exchange["response_content_type"] = content_type[:255] or None
     encoding = header(headers, "content-encoding")
-    exchange.response_encoding = encoding if encoding and encoding.lower() != "identity" else None
+    exchange["response_encoding"] = encoding if encoding and encoding.lower() != "identity" else None
     raw = b"".join(captured.response_chunks)
     decoded, problem = decode_body(raw, encoding)
     if problem:
         rows.problems.append(f"response: {problem}")
-    exchange.response_size = len(decoded)
-    if decoded:
-        exchange.response_raw_hash = _raw(rows, decoded)
-    exchange.ratelimit = ratelimits.parse_unified(headers)
+    exchange["response_size"] = len(decoded)
+    exchange["ratelimit"] = ratelimits.parse_unified(headers)
     if "text/event-stream" in content_type.lower():
-        exchange.is_sse = True
+        exchange["is_sse"] = True
         _sse_response(rows, captured, decoded, encoding)
     else:
         _json_response(rows, decoded)
+    if decoded:
+        answer = rows.pieces.get(exchange["response_message_hash"]) if exchange["is_sse"] else None
+        exchange["response_raw_hash"] = _raw(rows, decoded, answer)
 
 
 def _sse_response(rows: Rows, captured: CapturedExchange, decoded: bytes, encoding: str | None) -> None:
     exchange = rows.exchange
     events = sse.parse_events(decoded)
-    exchange.sse_event_count = len(events)
+    exchange["sse_event_count"] = len(events)
     if not encoding and captured.chunk_times:
-        exchange.sse_event_times = _event_times(events, captured)
+        exchange["sse_event_times"] = _event_times(events, captured)
     assembly = sse.assemble_message(events)
     rows.problems.extend(f"sse: {p}" for p in assembly.problems)
     if assembly.error is not None:
-        exchange.response_message = {"error": assembly.error}
+        exchange["response_message"] = {"error": assembly.error}
     if assembly.message is not None:
         _set_message(rows, assembly.message)
         if assembly.error is not None:
-            exchange.response_message["error"] = assembly.error  # type: ignore[index]
-    if captured.complete and not assembly.complete and exchange.status_code == 200:
-        exchange.error_kind = exchange.error_kind or "upstream_abort"
-        exchange.error_message = exchange.error_message or "stream ended without message_stop"
+            exchange["response_message"]["error"] = assembly.error
+    if captured.complete and not assembly.complete and exchange["status_code"] == 200:
+        exchange["error_kind"] = exchange["error_kind"] or "upstream_abort"
+        exchange["error_message"] = exchange["error_message"] or "stream ended without message_stop"
 
 
 def _event_times(events: list[sse.Event], captured: CapturedExchange) -> list[float]:
@@ -202,7 +216,7 @@ def _json_response(rows: Rows, decoded: bytes) -> None:
     if isinstance(body, dict) and body.get("type") == "message" and isinstance(body.get("content"), list):
         _set_message(rows, body)
     elif isinstance(body, dict) and body.get("type") == "error":
-        rows.exchange.response_message = {"error": body.get("error")}
+        rows.exchange["response_message"] = {"error": body.get("error")}
 
 
 def _set_message(rows: Rows, message: dict[str, Any]) -> None:
@@ -211,11 +225,10 @@ def _set_message(rows: Rows, message: dict[str, Any]) -> None:
     answer = {"role": message.get("role", "assistant"), "content": message.get("content", [])}
     digest = piece_hash(answer)
     rows.pieces.setdefault(digest, Piece(digest, "message", compact_json(answer)))
-    exchange.response_message_hash = digest
-    exchange.response_message = {k: v for k, v in message.items() if k != "content"}
-    exchange.stop_reason = message.get("stop_reason")
-    for key, value in sse.usage_of(message).items():
-        setattr(exchange, key, value)
+    exchange["response_message_hash"] = digest
+    exchange["response_message"] = {k: v for k, v in message.items() if k != "content"}
+    exchange["stop_reason"] = message.get("stop_reason")
+    exchange.update(sse.usage_of(message))
 
 
 class _Lower(dict):  # type: ignore[type-arg]

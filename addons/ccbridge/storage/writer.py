@@ -21,9 +21,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from .. import redact
 from ..captured import CapturedExchange
 from .models import Blob, Exchange, MessageNode, Meta, RawBody, Session
-from .record import Rows, build_rows, when
+from .pieces import raw_row
+from .record import _DEFAULTS, Rows, build_rows, when
 
 log = logging.getLogger("ccbridge.storage")
 _STOP = object()
@@ -148,7 +150,7 @@ class Writer:
                     self._commit([rows])
                 except Exception as single:
                     self.failed += 1
-                    log.error("ccbridge: could not store flow %s: %r", rows.exchange.flow_id, single)
+                    log.error("ccbridge: could not store flow %s: %r", rows.exchange['flow_id'], single)
 
     def _build(self, captured: CapturedExchange) -> Rows | None:
         try:
@@ -176,15 +178,16 @@ class Writer:
                                      "json_text": piece.json_text}
             for node in rows.nodes:
                 if node.id not in self._known:
-                    nodes[node.id] = node.model_dump()
-            for digest, data in rows.raw.items():
+                    nodes[node.id] = {"id": node.id, "parent_id": node.parent_id,
+                                      "message_hash": node.message_hash, "depth": node.depth}
+            for digest, row in rows.raw.items():
                 if digest not in self._known:
-                    raw[digest] = {"hash": digest, "size": len(data), "data": data}
+                    raw[digest] = row
         with self.engine.begin() as conn:
             insert_ignoring_duplicates(conn, Blob.__table__, list(blobs.values()))
             insert_ignoring_duplicates(conn, MessageNode.__table__, list(nodes.values()))
             insert_ignoring_duplicates(conn, RawBody.__table__, list(raw.values()))
-            conn.execute(insert(Exchange.__table__), [_exchange_row(rows.exchange) for rows in built])
+            conn.execute(insert(Exchange.__table__), [rows.exchange for rows in built])
             update_sessions(conn, session_hints(built))
         self._remember([*blobs, *nodes, *raw])
         self.written += len(built)
@@ -203,49 +206,41 @@ class Writer:
             log.debug("ccbridge: %s", message)
 
 
-def _exchange_row(exchange: Exchange) -> dict[str, Any]:
-    row = exchange.model_dump()
-    row.pop("id", None)
-    return row
-
-
 def raw_rows(captured: CapturedExchange, salt: bytes) -> Rows:
     """The fallback record: request line, redacted headers and raw bytes, nothing parsed."""
-    from .pieces import bytes_hash
-    from .record import redact
-
-    exchange = Exchange(
-        flow_id=captured.flow_id, started_at=when(captured.started_at), finished_at=when(captured.finished_at),
-        method=captured.method, scheme=captured.scheme, host=captured.host, port=captured.port,
-        path=captured.path, request_headers=redact.redact_headers(captured.request_headers, salt),
-        status_code=captured.status_code, complete=captured.complete, error_kind=captured.error_kind or "error",
+    exchange = dict(
+        _DEFAULTS, flow_id=captured.flow_id, started_at=when(captured.started_at),
+        finished_at=when(captured.finished_at), method=captured.method, scheme=captured.scheme,
+        host=captured.host, port=captured.port, path=captured.path,
+        request_headers=redact.redact_headers(captured.request_headers, salt), status_code=captured.status_code,
+        complete=captured.complete, error_kind=captured.error_kind or "error",
         error_message=captured.error_message or "recorded raw: the exchange could not be parsed",
     )
     rows = Rows(exchange)
+    for column, data in (("request_raw_hash", captured.request_body), ("response_raw_hash",
+                                                                        b"".join(captured.response_chunks))):
+        if data:
+            row = raw_row(data)
+            rows.raw[row["hash"]] = row
+            exchange[column] = row["hash"]
     if captured.request_body:
-        exchange.request_body_kind = "raw"
-        exchange.request_raw_hash = bytes_hash(captured.request_body)
-        rows.raw[exchange.request_raw_hash] = captured.request_body
-    body = b"".join(captured.response_chunks)
-    if body:
-        exchange.response_raw_hash = bytes_hash(body)
-        rows.raw[exchange.response_raw_hash] = body
+        exchange["request_body_kind"] = "raw"
     if captured.response_headers is not None:
-        exchange.response_headers = redact.redact_headers(captured.response_headers, salt)
+        exchange["response_headers"] = redact.redact_headers(captured.response_headers, salt)
     return rows
 
 
 def session_hints(built: list[Rows]) -> dict[str, dict[str, str]]:
     """Per session in a batch: the newest client version and a project directory, where the traffic shows them."""
     hints: dict[str, dict[str, str]] = {}
-    for rows in sorted(built, key=lambda r: r.exchange.started_at):
-        sid = rows.exchange.session_id
+    for rows in sorted(built, key=lambda r: r.exchange["started_at"]):
+        sid = rows.exchange["session_id"]
         if sid is None:
             continue
         hint = hints.setdefault(sid, {})
-        if rows.exchange.client_version:
-            hint["client_version"] = rows.exchange.client_version
-        if rows.project_dir and not rows.exchange.is_subagent:
+        if rows.exchange["client_version"]:
+            hint["client_version"] = rows.exchange["client_version"]
+        if rows.project_dir and not rows.exchange["is_subagent"]:
             hint.setdefault("project_dir", rows.project_dir)
     return hints
 

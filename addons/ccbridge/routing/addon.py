@@ -1,0 +1,265 @@
+"""The routing addon: answers configured Claude Code subagents (or requested models) with another provider.
+
+    mitmdump -s addons/bridge.py --mode reverse:https://api.anthropic.com --set ccbridge_config=config.yaml
+
+with `subagents.mappings` and/or `models` in config.yaml (see config.yaml.example). Until routing is enabled
+it leaves every flow alone.
+
+`request`: a `POST /v1/messages` whose subagent (rules `agent_call`, `system_prompt`) or requested model
+(rule `model`) has a route is translated to a Chat Completions call, registered with the in-process server
+(`sidecar.py`, which says why it exists) and pointed at it; nothing else of the flow changes, so the capture
+addon (after this one in the chain, having taken its copy of the request in `requestheaders`) records what
+Claude Code sent. `response`: the Agent/Task calls in the answers Anthropic gives are remembered, so the
+subagent requests they start can be recognised by rule 1.
+
+Any failure of ours leaves the flow as it was: it goes to Anthropic (fail-open), logged once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from typing import Any
+
+from mitmproxy import http
+from mitmproxy.net import encoding
+
+from ccbridge.capture import META as CAPTURE_META
+from ccbridge.capture import META_PROVIDER_REQUEST, META_PROVIDER_RESPONSE, META_ROUTE
+from ccbridge.captured import CapturedExchange
+from ccbridge.identity import identify
+from ccbridge.routing.agents import (
+    DELEGATION_TOOLS,
+    AgentDefinition,
+    AgentDefinitions,
+    AgentMemory,
+    Recognition,
+    agent_calls_in,
+)
+from ccbridge.routing.provider import AnthropicRelay, ProviderClients
+from ccbridge.routing.settings import Route, RoutingSettings
+from ccbridge.routing.sidecar import TOKEN_HEADER, RoutedRequest, Sidecar
+from ccbridge.sse import assemble_message, parse_events
+from ccbridge.translate import estimate_prompt_tokens, to_openai_request
+
+log = logging.getLogger("ccbridge.routing")
+
+META_TOKEN = "ccbridge_route_token"
+MESSAGES_PATH = "/v1/messages"
+_DELEGATION_MARKERS = tuple(f'"{name}"'.encode() for name in DELEGATION_TOOLS)
+
+
+class Routing:
+    def __init__(self, runtime: Any) -> None:
+        self.runtime = runtime
+        self.settings = RoutingSettings()
+        self.memory = AgentMemory()
+        self.definitions = AgentDefinitions(())
+        self.sidecar: Sidecar | None = None
+        self._definitions_lock = threading.Lock()
+        self._running = False
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+
+    def configure(self, updated: set[str]) -> None:
+        settings = getattr(self.runtime.config, "routing", None)
+        if not isinstance(settings, RoutingSettings) or settings == self.settings:
+            return
+        if settings.agent_dirs != self.definitions.dirs:
+            self.definitions = AgentDefinitions(settings.agent_dirs)
+        self.settings = settings
+        if self.sidecar is not None:
+            self._restart_sidecar()
+        elif self._running and settings.enabled:
+            self._spawn(self._start_sidecar())
+
+    async def running(self) -> None:
+        self._running = True
+        if self.settings.enabled and self.sidecar is None:
+            await self._start_sidecar()
+
+    async def done(self) -> None:
+        self._running = False
+        sidecar, self.sidecar = self.sidecar, None
+        if sidecar is not None:
+            await sidecar.stop()
+
+    async def _start_sidecar(self) -> None:
+        settings = self.settings
+        sidecar = Sidecar(ProviderClients(settings.timeout), AnthropicRelay(settings.timeout),
+                          ping_interval=settings.ping_interval, timeout=settings.timeout)
+        await sidecar.start()
+        self.sidecar = sidecar
+        log.info("ccbridge: routing %d agent(s) and %d model pattern(s); answering on 127.0.0.1:%s",
+                 len(settings.agents), len(settings.models), sidecar.port)
+
+    def _restart_sidecar(self) -> None:
+        """New settings: requests already registered finish on the old server, new ones use a new one."""
+        old, self.sidecar = self.sidecar, None
+
+        async def swap() -> None:
+            if self.settings.enabled:
+                await self._start_sidecar()
+            if old is not None:
+                await old.stop()
+
+        self._spawn(swap())
+
+    @staticmethod
+    def _spawn(coroutine: Any) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            coroutine.close()
+            return
+        task = loop.create_task(coroutine)
+        task.add_done_callback(_log_failure)
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+    # --- hooks --------------------------------------------------------------------------------------
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        sidecar = self.sidecar
+        if sidecar is None or sidecar.port is None or not self.settings.enabled:
+            return
+        try:
+            routed = await self._decide(flow)
+            if routed is None:
+                return
+            token = sidecar.register(routed)
+            flow.metadata[META_ROUTE] = routed.info
+            flow.metadata[META_PROVIDER_REQUEST] = routed.kwargs
+            flow.metadata[META_PROVIDER_RESPONSE] = routed.provider_response
+            flow.metadata[META_TOKEN] = token
+            flow.request.scheme = "http"
+            flow.request.host = "127.0.0.1"
+            flow.request.port = sidecar.port
+            flow.request.headers[TOKEN_HEADER] = token
+        except Exception:
+            for key in (META_ROUTE, META_PROVIDER_REQUEST, META_PROVIDER_RESPONSE, META_TOKEN):
+                flow.metadata.pop(key, None)
+            log.exception("ccbridge: routing failed for %s %s; it goes to Anthropic unchanged",
+                          flow.request.method, flow.request.pretty_url)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        """Remember the Agent/Task calls in an answer that did not come from a provider."""
+        if not self.settings.enabled or not self.settings.agents or META_ROUTE in flow.metadata:
+            return
+        try:
+            self._learn_agent_calls(flow)
+        except Exception:
+            log.exception("ccbridge: could not read agent calls from the answer to %s", flow.request.pretty_url)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        if self.sidecar is not None:
+            self.sidecar.forget(flow.metadata.get(META_TOKEN))
+
+    # --- which requests are routed ------------------------------------------------------------------
+
+    async def _decide(self, flow: http.HTTPFlow) -> RoutedRequest | None:
+        request = flow.request
+        if request.method != "POST" or request.path.split("?", 1)[0] != MESSAGES_PATH:
+            return None
+        settings = self.settings
+        raw = request.raw_content or b""
+        maybe_subagent = bool(settings.agents) and (
+            "x-claude-code-agent-id" in request.headers or b"cc_is_subagent=true" in raw
+        )
+        if not maybe_subagent and not settings.models:
+            return None
+        body = json.loads(request.get_content(strict=False) or b"null")
+        if not isinstance(body, dict):
+            return None
+        who = identify(request.headers, body)
+        requested_model = str(body.get("model") or "")
+        route: Route | None = None
+        recognition = Recognition()
+        if who.is_subagent and settings.agents:
+            recognition = await self._recognise(body, request.headers, who.agent_id)
+            route = settings.route_for_agent(recognition.name)
+        rule: str | None = recognition.rule if route is not None else None
+        if route is None:
+            route = settings.route_for_model(requested_model)
+            rule = "model"
+        if route is None:
+            return None
+        provider = settings.providers[route.provider]
+        kwargs = to_openai_request(body, settings.capabilities_of(route), model=route.model,
+                                   session_id=who.session_id)
+        info = {
+            "rule": rule,
+            "agent": recognition.name,
+            "agent_id": who.agent_id,
+            "provider": provider.name,
+            "kind": provider.kind,
+            "model": route.model,
+            "requested_model": requested_model,
+            "fallback": route.fallback,
+            "fell_back": False,
+        }
+        return RoutedRequest(
+            route=route,
+            provider=provider,
+            kwargs=kwargs,
+            body=body,
+            raw_body=raw,
+            stream=body.get("stream") is True,
+            requested_model=requested_model,
+            upstream_url=request.url,
+            upstream_headers=list(request.headers.items(multi=True)),
+            info=info,
+            provider_response=bytearray(),
+            input_tokens_estimate=estimate_prompt_tokens(kwargs),
+        )
+
+    async def _recognise(self, body: dict[str, Any], headers: http.Headers, agent_id: str | None) -> Recognition:
+        known = self.memory.agent(agent_id)
+        if known is not None:  # a later turn of a subagent: routed like its first
+            return known
+        definitions = await asyncio.to_thread(self._load_definitions)  # reads files: not on the event loop
+        return self.memory.recognise(body, headers, definitions)
+
+    def _load_definitions(self) -> tuple[AgentDefinition, ...]:
+        with self._definitions_lock:
+            return tuple(self.definitions)
+
+    # --- learning the parent's calls ----------------------------------------------------------------
+
+    def _learn_agent_calls(self, flow: http.HTTPFlow) -> None:
+        request, response = flow.request, flow.response
+        if response is None or response.status_code != 200 or request.method != "POST":
+            return
+        if request.path.split("?", 1)[0] != MESSAGES_PATH:
+            return
+        captured: CapturedExchange | None = flow.metadata.get(CAPTURE_META)
+        if captured is not None and captured.response_chunks:
+            data = b"".join(captured.response_chunks)
+        else:
+            data = response.raw_content or b""
+        content_encoding = response.headers.get("content-encoding", "").strip().lower()
+        if content_encoding and content_encoding != "identity":
+            data = encoding.decode(data, content_encoding)  # type: ignore[assignment]
+        if not any(marker in data for marker in _DELEGATION_MARKERS):
+            return  # cheap: most answers call no agent
+        if "text/event-stream" in response.headers.get("content-type", ""):
+            message = assemble_message(parse_events(data)).message
+        else:
+            message = json.loads(data)
+        calls = agent_calls_in(message) if isinstance(message, dict) else []
+        if not calls:
+            return
+        session_id = identify(request.headers, None).session_id
+        if session_id is None:  # no session header: it is in the body's metadata
+            session_id = identify(request.headers, json.loads(request.get_content(strict=False) or b"null")).session_id
+        self.memory.remember_calls(session_id, calls)
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("ccbridge: routing server failed to (re)start", exc_info=task.exception())

@@ -1,0 +1,66 @@
+"""Viewer render times: a 200-turn session with 10 subagent runs, and the sessions page over 10,000 sessions.
+
+`run()` returns (name, value, unit) rows; targets: session page < 300 ms, sessions page < 150 ms (server time,
+median through FastAPI's TestClient). Run alone with `python -m tests.bench.viewer`.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from ccbridge.storage.db import open_engine
+from fastapi.testclient import TestClient
+
+from tests.viewer.builders import Conversation, big_session, text, user, write
+from viewer.app import create_app
+
+SESSIONS = 10_000
+REPEAT = 7
+
+
+def _median_ms(client: TestClient, url: str, repeat: int = REPEAT) -> float:
+    client.get(url)  # warm caches (templates, prices)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        response = client.get(url)
+        times.append((time.perf_counter() - start) * 1000)
+        assert response.status_code == 200, response.text[:300]
+    return statistics.median(times)
+
+
+def _many_sessions(count: int) -> list:  # type: ignore[type-arg]
+    items = []
+    for i in range(count):
+        conv = Conversation(f"bench-{i:05d}", [1_780_000_000.0 + i * 60])
+        items.append(conv.turn([user(f"task {i}")], [text("done")]))
+    return items
+
+
+def run() -> list[tuple[str, float, str]]:
+    with tempfile.TemporaryDirectory() as folder:
+        engine = open_engine(f"sqlite:///{Path(folder) / 'bench.db'}")
+        big = big_session("bench-big", turns=200, runs=10, start=1_790_000_000.0)
+        write(engine, big)
+        write(engine, _many_sessions(SESSIONS - 1))
+        with TestClient(create_app(engine)) as client:
+            session_ms = _median_ms(client, "/sessions/bench-big")
+            page = client.get("/sessions/bench-big").text
+            assert page.count('class="subagent"') == 10, "all 10 subagent runs are nested"
+            sessions_ms = _median_ms(client, "/")
+            api_ms = _median_ms(client, "/api/sessions")
+        engine.dispose()
+    return [
+        ("viewer session page (200 turns, 10 subagent runs)", round(session_ms, 1), "ms"),
+        (f"viewer sessions page ({SESSIONS:,} sessions)", round(sessions_ms, 1), "ms"),
+        (f"viewer /api/sessions ({SESSIONS:,} sessions)", round(api_ms, 1), "ms"),
+        ("viewer big session requests", float(len(big)), "requests"),
+    ]
+
+
+if __name__ == "__main__":
+    for name, value, unit in run():
+        print(f"{name}: {value} {unit}")
