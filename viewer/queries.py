@@ -1,0 +1,246 @@
+"""Read queries over storage: the session list (keyset pages and filters), search, limits and usage.
+
+Portable SQL only (SQLite and PostgreSQL): no JSON operators, no dialect-specific full-text index. Search is
+a case-insensitive LIKE over the stored message pieces, which is fast enough for a personal capture store.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from ccbridge.storage.models import Blob, Exchange, MessageNode
+from ccbridge.storage.models import Session as SessionRow
+from sqlalchemy import Text, and_, cast, exists, or_
+from sqlmodel import Session, select
+
+from . import costs
+from .limits import Window, windows
+
+PAGE_SIZE = 50
+SEARCH_LIMIT = 50
+_DESCEND = 4  # a matching message can sit a few places before its request's last message (system notes)
+
+
+@dataclass(frozen=True)
+class SessionFilter:
+    model: str | None = None
+    agent: str | None = None  # an agent id, or a routed agent's name
+    since: date | None = None
+    until: date | None = None
+    errors: bool = False
+    routed: bool = False
+
+    def as_params(self) -> dict[str, str]:
+        out = {"model": self.model or "", "agent": self.agent or "",
+               "since": self.since.isoformat() if self.since else "",
+               "until": self.until.isoformat() if self.until else "",
+               "errors": "1" if self.errors else "", "routed": "1" if self.routed else ""}
+        return {k: v for k, v in out.items() if v}
+
+
+@dataclass
+class SessionPage:
+    sessions: list[SessionRow]
+    next_cursor: str | None
+    costs: dict[str, Decimal | None] = field(default_factory=dict)
+
+
+def encode_cursor(row: SessionRow) -> str:
+    raw = json.dumps([row.last_activity_at.isoformat(), row.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    if not cursor:
+        return None
+    try:
+        stamp, sid = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        when = datetime.fromisoformat(stamp)
+    except (ValueError, TypeError):
+        return None
+    # the columns hold UTC and take aware datetimes
+    return (when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)), str(sid)
+
+
+def list_sessions(db: Session, filters: SessionFilter = SessionFilter(), cursor: str | None = None,
+                  limit: int = PAGE_SIZE) -> SessionPage:
+    """Newest activity first; `cursor` is the opaque position after the previous page's last row."""
+    s = SessionRow
+    query = select(s)
+    if filters.errors:
+        query = query.where(s.error_count > 0)
+    if filters.routed:
+        query = query.where(s.routed_count > 0)
+    if filters.since:
+        query = query.where(s.last_activity_at >= datetime.combine(filters.since, time.min, tzinfo=UTC))
+    if filters.until:
+        query = query.where(s.started_at < datetime.combine(filters.until + timedelta(days=1), time.min, tzinfo=UTC))
+    if filters.model:
+        query = query.where(exists().where(Exchange.session_id == s.id, Exchange.model == filters.model))
+    if filters.agent:
+        agent = filters.agent
+        like = f'%"agent": "{agent}"%'
+        query = query.where(exists().where(Exchange.session_id == s.id, or_(
+            Exchange.agent_id == agent,
+            and_(Exchange.routed.is_(True), cast(Exchange.route, Text).like(like)),  # type: ignore[attr-defined]
+        )))
+    position = decode_cursor(cursor)
+    if position is not None:
+        when, last_id = position
+        query = query.where(or_(s.last_activity_at < when, and_(s.last_activity_at == when, s.id < last_id)))
+    query = query.order_by(s.last_activity_at.desc(), s.id.desc()).limit(limit + 1)  # type: ignore[attr-defined]
+    rows = list(db.exec(query).all())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    page = SessionPage(rows, encode_cursor(rows[-1]) if more and rows else None)
+    page.costs = session_costs(db, [r.id for r in rows])
+    return page
+
+
+_COST_COLUMNS = (Exchange.session_id, Exchange.model, Exchange.route, Exchange.started_at, Exchange.input_tokens,
+                 Exchange.output_tokens, Exchange.cache_read_input_tokens, Exchange.cache_creation_input_tokens,
+                 Exchange.response_message)
+
+
+def session_costs(db: Session, session_ids: list[str]) -> dict[str, Decimal | None]:
+    """Cost per session: priced per exchange (long-context tiers apply per request, not per sum)."""
+    parts: dict[str, list[Decimal | None]] = {sid: [] for sid in session_ids}
+    if not session_ids:
+        return {}
+    rows = db.exec(select(*_COST_COLUMNS).where(Exchange.session_id.in_(session_ids))).all()  # type: ignore[attr-defined]
+    for row in rows:
+        parts[row.session_id].append(costs.exchange_cost(row))
+    return {sid: costs.total(values) for sid, values in parts.items()}
+
+
+def latest_limits(db: Session, session_id: str | None = None) -> list[Window]:
+    """The windows reported by the newest response that had any (in one session, or anywhere)."""
+    query = select(Exchange.ratelimit, Exchange.started_at).where(Exchange.ratelimit.is_not(None))  # type: ignore[union-attr]
+    if session_id is not None:
+        query = query.where(Exchange.session_id == session_id)
+    row = db.exec(query.order_by(Exchange.started_at.desc(), Exchange.id.desc()).limit(1)).first()  # type: ignore[attr-defined]
+    return windows(row[0], row[1]) if row else []
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    session_id: str
+    exchange_id: int
+    started_at: datetime
+    snippet: str
+    where: str  # request | answer
+
+
+def _like_pattern(term: str) -> str:
+    # the term as it appears inside JSON text, with LIKE's wildcards escaped
+    encoded = json.dumps(term, ensure_ascii=False)[1:-1]
+    return "%" + encoded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _snippet(json_text: str, term: str, width: int = 80) -> str:
+    from .messages import message_text
+
+    try:
+        text = message_text(json.loads(json_text)) or json_text
+    except ValueError:
+        text = json_text
+    at = text.lower().find(term.lower())
+    if at < 0:
+        return text[: width * 2]
+    start = max(0, at - width)
+    return ("…" if start else "") + text[start : at + len(term) + width] + ("…" if at + len(term) + width < len(text)
+                                                                              else "")
+
+
+def search(db: Session, term: str, limit: int = SEARCH_LIMIT) -> list[SearchHit]:
+    """Sessions whose conversation text contains `term`, with the first exchange that sent or answered it."""
+    term = term.strip()
+    if not term:
+        return []
+    pattern = _like_pattern(term)
+    blobs = db.exec(
+        select(Blob.hash, Blob.json_text).where(Blob.kind == "message", Blob.json_text.ilike(pattern, escape="\\"))  # type: ignore[attr-defined]
+        .limit(limit * 4)
+    ).all()
+    if not blobs:
+        return []
+    texts = dict(blobs)
+    found: dict[str, SearchHit] = {}
+    answered = db.exec(select(Exchange.id, Exchange.session_id, Exchange.started_at, Exchange.response_message_hash)
+                       .where(Exchange.response_message_hash.in_(texts))).all()  # type: ignore[union-attr]
+    _keep(found, answered, texts, term, "answer")
+    # messages sent: the requests whose last message is the match or a few places after it
+    frontier = set(db.exec(select(MessageNode.id).where(MessageNode.message_hash.in_(texts))).all())  # type: ignore[attr-defined]
+    origin = {n: h for n, h in db.exec(select(MessageNode.id, MessageNode.message_hash)
+                                       .where(MessageNode.id.in_(frontier))).all()}  # type: ignore[attr-defined]
+    for _ in range(_DESCEND):
+        if not frontier:
+            break
+        sent = db.exec(select(Exchange.id, Exchange.session_id, Exchange.started_at, Exchange.messages_tail)
+                       .where(Exchange.messages_tail.in_(frontier))).all()  # type: ignore[union-attr]
+        _keep(found, [(i, s, t, origin[n]) for i, s, t, n in sent], texts, term, "request")
+        children = db.exec(select(MessageNode.id, MessageNode.parent_id)
+                           .where(MessageNode.parent_id.in_(frontier))).all()  # type: ignore[union-attr]
+        frontier = set()
+        for child, parent in children:
+            origin[child] = origin[parent]
+            frontier.add(child)
+    hits = sorted(found.values(), key=lambda h: h.started_at, reverse=True)
+    return hits[:limit]
+
+
+def _keep(found: dict[str, SearchHit], rows: Iterable[Any], texts: dict[str, str], term: str, where: str) -> None:
+    for exchange_id, session_id, started_at, digest in rows:
+        if session_id is None:
+            continue
+        current = found.get(session_id)
+        if current is None or started_at < current.started_at:
+            found[session_id] = SearchHit(session_id, exchange_id, started_at, _snippet(texts[digest], term), where)
+
+
+@dataclass
+class UsageRow:
+    day: str
+    provider: str
+    model: str | None
+    agent: str
+    requests: int = 0
+    tokens: costs.Tokens = field(default_factory=costs.Tokens)
+    cost: Decimal | None = Decimal(0)
+
+
+def usage(db: Session, since: date | None = None, until: date | None = None) -> list[UsageRow]:
+    """Tokens and cost grouped by day, provider, model and agent (main, subagent, or a routed agent's name)."""
+    query = select(Exchange.started_at, Exchange.model, Exchange.route, Exchange.is_subagent, Exchange.input_tokens,
+                   Exchange.output_tokens, Exchange.cache_read_input_tokens, Exchange.cache_creation_input_tokens,
+                   Exchange.response_message)
+    if since:
+        query = query.where(Exchange.started_at >= datetime.combine(since, time.min, tzinfo=UTC))
+    if until:
+        query = query.where(Exchange.started_at < datetime.combine(until + timedelta(days=1), time.min, tzinfo=UTC))
+    groups: dict[tuple[str, str, str | None, str], UsageRow] = defaultdict(lambda: UsageRow("", "", None, ""))
+    for row in db.exec(query).all():
+        provider, model = costs.provider_and_model(row.model, row.route)
+        agent = (row.route or {}).get("agent") or ("subagent" if row.is_subagent else "main")
+        key = (row.started_at.date().isoformat(), provider, model, str(agent))
+        group = groups[key]
+        if not group.day:
+            group.day, group.provider, group.model, group.agent = key
+        group.requests += 1
+        tokens = costs.tokens_of(row)
+        group.tokens = group.tokens + tokens
+        price = costs.cost(model, tokens, provider=provider, at=row.started_at)
+        group.cost = None if group.cost is None or price is None else group.cost + price
+    return sorted(groups.values(), key=lambda g: (g.day, g.provider, g.model or "", g.agent))
+
+
+def models_in_use(db: Session) -> list[str]:
+    rows = db.exec(select(Exchange.model).where(Exchange.model.is_not(None)).distinct()).all()  # type: ignore[union-attr]
+    return sorted(r for r in rows if r)

@@ -1,0 +1,97 @@
+"""JSON shapes of sessions, threads and exchanges, shared by the API and the JSON export."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from ccbridge.storage.models import Exchange
+from ccbridge.storage.models import Session as SessionRow
+
+from . import costs
+from .limits import Window
+from .transcript import BlockView, MessageView, RunView, ThreadView, Transcript, TurnView
+
+
+def money(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def tokens(value: costs.Tokens) -> dict[str, int]:
+    return {"input": value.input, "output": value.output, "cache_read": value.cache_read,
+            "cache_write": value.cache_write, "cache_write_1h": value.cache_write_1h}
+
+
+def session_summary(row: SessionRow, cost: Decimal | None) -> dict[str, Any]:
+    return {
+        "id": row.id, "started_at": row.started_at.isoformat(), "last_activity_at": row.last_activity_at.isoformat(),
+        "client_version": row.client_version, "project_dir": row.project_dir, "models": row.models,
+        "requests": row.request_count, "subagent_requests": row.subagent_request_count,
+        "subagent_runs": row.subagent_runs, "errors": row.error_count, "routed": row.routed_count,
+        "tokens": {"input": row.input_tokens, "output": row.output_tokens, "cache_read": row.cache_read_input_tokens,
+                   "cache_write": row.cache_creation_input_tokens},
+        "cost_usd": money(cost),
+    }
+
+
+def exchange_summary(row: Exchange, cost: Decimal | None) -> dict[str, Any]:
+    def ms(end: Any) -> float | None:
+        return None if end is None else round((end - row.started_at).total_seconds() * 1000, 1)
+
+    return {
+        "id": row.id, "started_at": row.started_at.isoformat(), "method": row.method, "path": row.path,
+        "model": row.model, "status_code": row.status_code, "error_kind": row.error_kind,
+        "stop_reason": row.stop_reason, "agent_id": row.agent_id, "is_subagent": row.is_subagent,
+        "routed": row.routed, "route": row.route, "tokens": tokens(costs.tokens_of(row)), "cost_usd": money(cost),
+        "time_to_first_byte_ms": ms(row.first_byte_at), "duration_ms": ms(row.finished_at),
+    }
+
+
+def limits(windows: list[Window]) -> list[dict[str, Any]]:
+    return [w.as_dict() for w in windows]
+
+
+def _block(view: BlockView) -> dict[str, Any]:
+    out = dict(view.block)
+    if view.kind == "tool_use":
+        out["result"] = view.result
+        if view.runs:
+            out["subagents"] = [run(r) for r in view.runs]
+    return out
+
+
+def _message(view: MessageView | None) -> dict[str, Any] | None:
+    return None if view is None else {"role": view.role, "content": [_block(b) for b in view.blocks]}
+
+
+def turn(view: TurnView) -> dict[str, Any]:
+    return {"exchange": exchange_summary(view.exchange, view.cost), "input": [_message(m) for m in view.inputs],
+            "answer": _message(view.answer), "answer_dropped": view.dropped_answer}
+
+
+def thread(view: ThreadView) -> dict[str, Any]:
+    t = view.thread
+    return {"id": t.id, "agent_id": t.agent_id, "is_subagent": t.is_subagent, "continues": t.continues,
+            "link": t.link, "turns": [turn(v) for v in view.turns]}
+
+
+def run(view: RunView) -> dict[str, Any]:
+    call = view.run.call
+    return {
+        "agent_id": view.run.agent_id, "link": view.run.link, "tool_use_id": call.id if call else None,
+        "subagent_type": view.subagent_type or None, "description": view.description or None,
+        "prompt": view.run.prompt, "answer": view.run.answer, "route": view.route,
+        "requests": len(view.exchanges), "tokens": tokens(view.tokens), "cost_usd": money(view.cost),
+        "threads": [thread(t) for t in view.threads],
+    }
+
+
+def session(row: SessionRow | None, cost: Decimal | None, transcript: Transcript, windows: list[Window],
+            side_costs: dict[int, Decimal | None]) -> dict[str, Any]:
+    return {
+        "session": session_summary(row, cost) if row else None,
+        "limits": limits(windows),
+        "threads": [thread(t) for t in transcript.threads],
+        "unlinked_subagents": [run(r) for r in transcript.unlinked_runs],
+        "side_requests": [exchange_summary(e, side_costs.get(e.id or 0)) for e in transcript.side],
+    }
