@@ -52,13 +52,13 @@ run: venv ## Start the proxy on 127.0.0.1:8082 and the viewer on 127.0.0.1:8083 
 	@trap 'kill 0' EXIT INT TERM; \
 	$(VENV)/bin/ccbridge-viewer --host 127.0.0.1 --port $(VIEWER_PORT) & \
 	$(VENV)/bin/mitmdump -s addons/bridge.py --mode reverse:$(UPSTREAM) \
-	  --listen-host $(PROXY_HOST) --listen-port $(PROXY_PORT) --set flow_detail=0 & \
+	  --listen-host $(PROXY_HOST) --listen-port $(PROXY_PORT) --set flow_detail=0 --set connection_strategy=lazy & \
 	wait
 
 proxy: venv ## Start only the proxy (reverse mode, 127.0.0.1:8082)
 	@echo "Start Claude Code with:  ANTHROPIC_BASE_URL=http://$(PROXY_HOST):$(PROXY_PORT) claude"
 	$(VENV)/bin/mitmdump -s addons/bridge.py --mode reverse:$(UPSTREAM) \
-	  --listen-host $(PROXY_HOST) --listen-port $(PROXY_PORT) --set flow_detail=0
+	  --listen-host $(PROXY_HOST) --listen-port $(PROXY_PORT) --set flow_detail=0 --set connection_strategy=lazy
 
 viewer: venv ## Start only the viewer on 127.0.0.1:8083
 	$(VENV)/bin/ccbridge-viewer --host 127.0.0.1 --port $(VIEWER_PORT)

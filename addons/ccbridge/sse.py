@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 
 @dataclass
 class Event:
@@ -21,7 +23,7 @@ class Event:
     end: int = 0  # offset in the stream just after the blank line that dispatched the event
 
     def json(self) -> Any:
-        return json.loads(self.data)
+        return orjson.loads(self.data)
 
 
 @dataclass
