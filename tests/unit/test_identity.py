@@ -48,7 +48,7 @@ def test_session_without_header_from_metadata_forms():
 
 
 def test_project_dir_from_environment_section():
-    name, req = POSTS[0]
+    _name, req = POSTS[0]
     assert project_dir(req["body"]).startswith("/home/dev/")
     assert project_dir({"messages": []}) is None
 
