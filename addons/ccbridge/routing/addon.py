@@ -38,7 +38,6 @@ from ccbridge.routing.agents import (
     Recognition,
     agent_calls_in,
 )
-from ccbridge.routing.provider import AnthropicRelay, ProviderClients
 from ccbridge.routing.settings import Route, RoutingSettings
 from ccbridge.routing.sidecar import TOKEN_HEADER, RoutedRequest, Sidecar
 from ccbridge.sse import assemble_message, parse_events
@@ -52,6 +51,8 @@ _DELEGATION_MARKERS = tuple(f'"{name}"'.encode() for name in DELEGATION_TOOLS)
 
 
 class Routing:
+    """mitmproxy addon: points routed flows at the sidecar and learns the parents' Agent calls."""
+
     def __init__(self, runtime: Any) -> None:
         self.runtime = runtime
         self.settings = RoutingSettings()
@@ -71,7 +72,7 @@ class Routing:
             self.definitions = AgentDefinitions(settings.agent_dirs)
         self.settings = settings
         if self.sidecar is not None:
-            self._restart_sidecar()
+            self.sidecar.ping_interval, self.sidecar.timeout = settings.ping_interval, settings.timeout
         elif self._running and settings.enabled:
             self._spawn(self._start_sidecar())
 
@@ -88,24 +89,14 @@ class Routing:
 
     async def _start_sidecar(self) -> None:
         settings = self.settings
-        sidecar = Sidecar(ProviderClients(settings.timeout), AnthropicRelay(settings.timeout),
-                          ping_interval=settings.ping_interval, timeout=settings.timeout)
+        sidecar = Sidecar(ping_interval=settings.ping_interval, timeout=settings.timeout)
         await sidecar.start()
+        if self.sidecar is not None:  # started meanwhile (configure and running both asked)
+            await sidecar.stop()
+            return
         self.sidecar = sidecar
         log.info("ccbridge: routing %d agent(s) and %d model pattern(s); answering on 127.0.0.1:%s",
                  len(settings.agents), len(settings.models), sidecar.port)
-
-    def _restart_sidecar(self) -> None:
-        """New settings: requests already registered finish on the old server, new ones use a new one."""
-        old, self.sidecar = self.sidecar, None
-
-        async def swap() -> None:
-            if self.settings.enabled:
-                await self._start_sidecar()
-            if old is not None:
-                await old.stop()
-
-        self._spawn(swap())
 
     @staticmethod
     def _spawn(coroutine: Any) -> None:
@@ -127,7 +118,7 @@ class Routing:
             return
         try:
             routed = await self._decide(flow)
-            if routed is None:
+            if routed is None or sidecar.port is None:  # not routed, or shut down meanwhile
                 return
             token = sidecar.register(routed)
             flow.metadata[META_ROUTE] = routed.info

@@ -1,0 +1,380 @@
+"""The in-process server that answers routed requests from an OpenAI-compatible provider.
+
+Why a server (the notes' "Alternative B") and not a rewrite of the flow to the provider with the SSE
+translated in a `flow.response.stream` callable ("Alternative A"): the provider must be called with the
+official `openai` SDK (typed errors, retries off, its chunk parsing), which owns its HTTP connection, and
+mitmproxy cannot stream a response an addon makes up (`Response.make` is sent in one piece). So the routing
+addon points the flow at this server, which runs on mitmproxy's own event loop; mitmproxy relays its
+chunked answer to Claude Code chunk by chunk, and the capture addon records it like any other exchange.
+A server also has what a stream callable lacks: it can still choose the status and body when the provider
+fails before the first byte (or fall back to Anthropic), and it can send `ping`s on a timer while the
+provider is silent (a callable only runs when bytes arrive).
+
+Connections are kept alive (a `Connection: close` here would close Claude Code's connection too). While
+an answer is being written mitmproxy sends nothing, so the connection closing then means the client left,
+and the provider request is cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import json
+import logging
+import secrets
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ccbridge.routing.provider import PROVIDER_ERRORS, AnthropicRelay, ProviderClients, forwardable, provider_error_body
+from ccbridge.routing.settings import Provider, Route
+from ccbridge.translate import (
+    IncompleteAnswer,
+    StreamTranslator,
+    anthropic_error,
+    error_for_exception,
+    strip_proxy_thinking,
+    timeout_error,
+    to_anthropic_message,
+)
+from ccbridge.translate.errors import error_body
+
+log = logging.getLogger("ccbridge.routing")
+
+TOKEN_HEADER = "x-ccbridge-route"
+REGISTRY_TTL = 120.0  # seconds a routed request may take to reach the sidecar
+IDLE_TIMEOUT = 300.0  # a connection with no request for this long is closed
+MAX_REQUESTS_PER_CONNECTION = 100_000
+MAX_HEAD = 1024 * 1024
+SSE_HEADERS = (("content-type", "text/event-stream; charset=utf-8"), ("cache-control", "no-cache"))
+_STATUS_OF_ERROR = {"invalid_request_error": 400, "not_found_error": 404, "rate_limit_error": 429,
+                    "timeout_error": 504, "overloaded_error": 529}
+
+
+@dataclass
+class RoutedRequest:
+    """A request the routing addon decided to answer from a provider, waiting for the sidecar."""
+
+    route: Route
+    provider: Provider
+    kwargs: dict[str, Any]  # for `chat.completions.create`
+    body: dict[str, Any]  # the Anthropic request as Claude Code sent it
+    raw_body: bytes
+    stream: bool
+    requested_model: str
+    upstream_url: str  # where the flow would have gone: the fallback target
+    upstream_headers: list[tuple[str, str]]
+    info: dict[str, Any]  # the route record (flow.metadata["ccbridge_route"]), updated in place
+    provider_response: bytearray  # the provider's raw answer (flow.metadata["ccbridge_provider_response"])
+    input_tokens_estimate: int = 0
+    message_id: str = field(default_factory=lambda: "msg_" + secrets.token_hex(12))
+    registered_at: float = field(default_factory=time.monotonic)
+
+
+class HttpOut:
+    """Writes one HTTP/1.1 response: whole, or chunked with each piece flushed at once."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.started = False
+
+    async def start(self, status: int, headers: Iterable[tuple[str, str]]) -> None:
+        self._head(status, [*headers, ("transfer-encoding", "chunked")])
+        await self.writer.drain()
+
+    async def chunk(self, data: bytes) -> None:
+        if data:  # an empty chunk would end the body
+            self.writer.write(b"%x\r\n%b\r\n" % (len(data), data))
+            await self.writer.drain()
+
+    async def end(self) -> None:
+        self.writer.write(b"0\r\n\r\n")
+        await self.writer.drain()
+
+    async def whole(self, status: int, headers: Iterable[tuple[str, str]], body: bytes) -> None:
+        self._head(status, [*headers, ("content-length", str(len(body)))])
+        self.writer.write(body)
+        await self.writer.drain()
+
+    async def json(self, status: int, headers: Mapping[str, str], data: Any) -> None:
+        body = json.dumps(data, ensure_ascii=False).encode()
+        extra = [(k, v) for k, v in headers.items() if k.lower() != "content-type"]
+        await self.whole(status, [("content-type", "application/json"), *extra], body)
+
+    def _head(self, status: int, headers: list[tuple[str, str]]) -> None:
+        self.started = True
+        try:
+            reason = http.HTTPStatus(status).phrase
+        except ValueError:
+            reason = "Overloaded" if status == 529 else "Unknown"
+        lines = [f"HTTP/1.1 {status} {reason}", *(f"{k}: {v}" for k, v in headers), "", ""]
+        self.writer.write("\r\n".join(lines).encode("latin-1"))
+
+
+class Sidecar:
+    """The server and the answering: provider call, translation, pings, errors, fallback."""
+
+    def __init__(self, *, ping_interval: float, timeout: float) -> None:
+        self.clients = ProviderClients()
+        self.relay = AnthropicRelay()
+        self.ping_interval = ping_interval  # both may change while running (new config)
+        self.timeout = timeout
+        self._pending: dict[str, RoutedRequest] = {}
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._connections: set[asyncio.StreamWriter] = set()
+
+    # --- lifecycle and registry ---------------------------------------------------------------------
+
+    @property
+    def port(self) -> int | None:
+        if self._server is None or not self._server.sockets:
+            return None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start(self, host: str = "127.0.0.1") -> None:
+        self._server = await asyncio.start_server(self._serve, host, 0, limit=MAX_HEAD)
+
+    async def stop(self) -> None:
+        """Stop listening; close every connection (answers in progress end as if the client left)."""
+        if self._server is not None:
+            self._server.close()
+        for writer in list(self._connections):
+            writer.close()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 5)
+            self._server = None
+        await self.clients.aclose()
+        await self.relay.aclose()
+
+    def register(self, routed: RoutedRequest) -> str:
+        """The token that the flow carries to the sidecar in TOKEN_HEADER."""
+        now = time.monotonic()
+        for token in [t for t, r in self._pending.items() if now - r.registered_at > REGISTRY_TTL]:
+            del self._pending[token]
+        token = secrets.token_urlsafe(18)
+        self._pending[token] = routed
+        return token
+
+    def forget(self, token: str | None) -> None:
+        if token:
+            self._pending.pop(token, None)
+
+    # --- one connection -----------------------------------------------------------------------------
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One connection from mitmproxy: requests one after another (keep-alive), each answered in full."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)  # type: ignore[arg-type]
+        self._connections.add(writer)
+        try:
+            for _ in range(MAX_REQUESTS_PER_CONNECTION):
+                try:
+                    headers = await asyncio.wait_for(_read_request(reader), IDLE_TIMEOUT)
+                except (asyncio.IncompleteReadError, TimeoutError):
+                    return  # closed or idle between requests
+                out = HttpOut(writer)
+                routed = self._pending.pop(headers.get(TOKEN_HEADER, ""), None)
+                if routed is None:
+                    body = error_body("not_found_error", "ccbridge: unknown or expired routed request")
+                    await out.json(404, {}, body)
+                elif not await self._answer_until_disconnect(routed, reader, out):
+                    return
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+            pass  # mitmproxy went away or sent something we cannot read
+        except asyncio.CancelledError:
+            pass  # shutting down; this task is the connection's own, nobody waits for its result
+        except Exception:
+            log.exception("ccbridge: routed request failed in the sidecar")
+        finally:
+            if task is not None:
+                self._tasks.discard(task)  # type: ignore[arg-type]
+            self._connections.discard(writer)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _answer_until_disconnect(self, routed: RoutedRequest, reader: asyncio.StreamReader,
+                                       out: HttpOut) -> bool:
+        """Answer, cancelling the answer if the connection closes meanwhile; False: close the connection."""
+        answer = asyncio.ensure_future(self.answer(routed, out))
+        gone = asyncio.ensure_future(reader.read(1))  # mitmproxy sends nothing more until the answer is complete
+        try:
+            await asyncio.wait({answer, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not answer.done():  # the client disconnected (or we are shutting down)
+                routed.info["client_disconnected"] = True
+                answer.cancel()
+            gone.cancel()
+            with contextlib.suppress(asyncio.CancelledError, OSError):
+                await gone  # its result does not matter: only that it came
+        with contextlib.suppress(asyncio.CancelledError):
+            await answer  # raises what the answer raised
+        return gone.cancelled() and not answer.cancelled()
+
+    # --- answering ----------------------------------------------------------------------------------
+
+    async def answer(self, routed: RoutedRequest, out: HttpOut) -> None:
+        """Answer one routed request on `out`, as the Anthropic API would."""
+        create = self.clients.client(routed.provider, self.timeout).chat.completions.create
+        try:
+            result = await create(**routed.kwargs)
+        except asyncio.CancelledError:
+            raise
+        except PROVIDER_ERRORS as exc:
+            routed.provider_response += provider_error_body(exc)
+            routed.info["error"] = _describe(exc)
+            if routed.route.fallback == "anthropic":
+                await self.relay_to_anthropic(routed, out)
+                return
+            status, headers, body = error_for_exception(exc, provider=routed.provider.name, model=routed.route.model)
+            await out.json(status, {**headers, **_request_id()}, body)
+            return
+        except Exception as exc:  # ours, not the provider's: let Anthropic answer (fail-open)
+            log.exception("ccbridge: calling %s for %s failed; sending the request to Anthropic instead",
+                          routed.provider.name, routed.info.get("agent") or routed.requested_model)
+            routed.info["error"] = _describe(exc)
+            await self.relay_to_anthropic(routed, out)
+            return
+        if routed.stream:
+            await self._stream(routed, result, out)
+        else:
+            await self._whole(routed, result, out)
+
+    async def _stream(self, routed: RoutedRequest, stream: Any, out: HttpOut) -> None:
+        translator = StreamTranslator(
+            routed.requested_model, routed.message_id, input_tokens_estimate=routed.input_tokens_estimate,
+            stop_sequences=_stop_sequences(routed.body),
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        pending: asyncio.Future[Any] | None = None
+        try:
+            await out.start(200, [*SSE_HEADERS, *_request_id().items()])
+            await out.chunk(translator.start())
+            while True:
+                pending = asyncio.ensure_future(anext(stream))
+                while True:  # ends with a chunk, the stream's end, or the deadline (pings in between)
+                    left = deadline - loop.time()
+                    if left <= 0:
+                        raise TimeoutError
+                    done, _ = await asyncio.wait({pending}, timeout=min(self.ping_interval, left))
+                    if done:
+                        break
+                    await out.chunk(translator.ping())
+                try:
+                    chunk = pending.result()
+                except StopAsyncIteration:
+                    break
+                finally:
+                    pending = None
+                routed.provider_response += chunk.to_json(indent=None).encode() + b"\n"
+                await out.chunk(translator.feed(chunk.model_dump()))
+            await out.chunk(translator.finish())
+        except TimeoutError:
+            _, _, body = timeout_error(provider=routed.provider.name, model=routed.route.model)
+            routed.info["error"] = "timeout"
+            await out.chunk(translator.fail(body["error"]["type"], body["error"]["message"]))
+        except PROVIDER_ERRORS as exc:
+            routed.info["error"] = _describe(exc)
+            routed.provider_response += provider_error_body(exc) + b"\n"
+            _, _, body = error_for_exception(exc, provider=routed.provider.name, model=routed.route.model)
+            await out.chunk(translator.fail(body["error"]["type"], body["error"]["message"]))
+        except (asyncio.CancelledError, ConnectionError):
+            raise
+        except Exception as exc:
+            log.exception("ccbridge: translating the stream of %s failed", routed.provider.name)
+            routed.info["error"] = _describe(exc)
+            await out.chunk(translator.fail("api_error", f"ccbridge could not translate the answer: {exc}"))
+        finally:
+            if pending is not None:
+                pending.cancel()
+            with contextlib.suppress(Exception):
+                await stream.close()  # cancels the provider request when we stop early
+        routed.info["stop_reason"] = translator.message["stop_reason"]
+        await out.end()
+
+    async def _whole(self, routed: RoutedRequest, completion: Any, out: HttpOut) -> None:
+        routed.provider_response += completion.to_json(indent=None).encode()
+        try:
+            message = to_anthropic_message(
+                completion.model_dump(), routed.requested_model, routed.message_id,
+                input_tokens_estimate=routed.input_tokens_estimate, stop_sequences=_stop_sequences(routed.body),
+            )
+        except IncompleteAnswer as exc:
+            routed.info["error"] = str(exc)
+            status = _STATUS_OF_ERROR.get(exc.error_type, 500)
+            await out.json(status, _request_id(), error_body(exc.error_type, str(exc)))
+            return
+        routed.info["stop_reason"] = message["stop_reason"]
+        await out.json(200, _request_id(), message)
+
+    async def relay_to_anthropic(self, routed: RoutedRequest, out: HttpOut) -> None:
+        """Send the original request where it was going and pass the answer on byte for byte."""
+        routed.info["fell_back"] = True
+        body, headers = routed.raw_body, routed.upstream_headers
+        stripped = strip_proxy_thinking(routed.body)
+        if any(a is not b for a, b in zip(stripped["messages"], routed.body.get("messages") or [], strict=False)):
+            body = json.dumps(stripped, ensure_ascii=False).encode()
+            headers = [(k, v) for k, v in headers if k.lower() != "content-encoding"]
+        try:
+            async with self.relay.send(routed.upstream_url, headers, body, self.timeout) as response:
+                await out.start(response.status_code, forwardable(response.headers.multi_items()))
+                async for piece in response.aiter_raw():
+                    await out.chunk(piece)
+                await out.end()
+        except (asyncio.CancelledError, ConnectionError):
+            raise
+        except Exception as exc:
+            routed.info["fallback_error"] = _describe(exc)
+            if out.started:
+                raise  # cut the answer: the client sees a broken stream, as it would from Anthropic
+            status, headers_out, error = anthropic_error(None, str(exc) or type(exc).__name__, provider="Anthropic")
+            await out.json(status, headers_out, error)
+
+
+async def _read_request(reader: asyncio.StreamReader) -> dict[str, str]:
+    """Read (and drop) one HTTP/1.1 request; return its headers, names lower-cased."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        for _ in range(1_000_000):
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0].strip() or b"0", 16)
+            await reader.readexactly(size + 2)  # the data and its CRLF (for the last chunk: the final CRLF)
+            if size == 0:
+                break
+    else:
+        await reader.readexactly(int(headers.get("content-length") or 0))
+    return headers
+
+
+async def _until_eof(reader: asyncio.StreamReader) -> None:
+    while await reader.read(65536):
+        pass
+
+
+def _request_id() -> dict[str, str]:
+    return {"request-id": "req_ccbridge_" + secrets.token_hex(12)}
+
+
+def _stop_sequences(body: Mapping[str, Any]) -> list[str]:
+    return [s for s in body.get("stop_sequences") or [] if isinstance(s, str)]
+
+
+def _describe(exc: BaseException) -> str:
+    status = getattr(exc, "status_code", None)
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__} (HTTP {status}): {text}" if status else f"{type(exc).__name__}: {text}"

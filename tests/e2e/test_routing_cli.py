@@ -1,0 +1,156 @@
+"""The real Claude Code CLI through real mitmdump, with the `code-reviewer` subagent routed to a mock OpenAI server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.claude_cli import agent_markdown, run_claude
+from tests.support.mock_anthropic import MockAnthropic, MockRequest, Reply, default_reply, text_reply, tool_use_reply
+from tests.support.mock_openai import MockOpenAI, answer, chunk, text_chunks, tool_call, usage
+from tests.support.proxy import ProxyProcess, start_proxy
+
+pytestmark = pytest.mark.e2e
+
+OPENAI_TEXT = "Review complete: hello.py prints hello and is fine. MOCK-OPENAI-ANSWER-5d1e"
+FINAL_TEXT = "The code-reviewer subagent finished. MOCK-FINAL-ANSWER"
+FILE_TEXT = "print('hello')  # FILE-MARKER-c0ffee\n"
+REVIEWER = agent_markdown("code-reviewer", "Reviews code for problems. Use it after writing code.",
+                          "You are a meticulous code reviewer. MARKER-REVIEWER-7f3a")
+PARENT_PROMPT = "Please review the file hello.py and report any issues. MARKER-PARENT-PROMPT-91c2"
+
+
+def has_tool_result(body: Any) -> bool:
+    messages = body.get("messages", []) if isinstance(body, dict) else []
+    return any(isinstance(m.get("content"), list) and any(b.get("type") == "tool_result" for b in m["content"])
+               for m in messages)
+
+
+def main_thread(request: MockRequest) -> Reply:
+    """Anthropic's side: delegate to code-reviewer, then finish once its result is back."""
+    if request.method != "POST" or request.path != "/v1/messages":
+        return default_reply(request)
+    if request.header("x-claude-code-agent-id"):
+        return text_reply(request, "MOCK-ANTHROPIC-ANSWERED-A-SUBAGENT (routing failed)")
+    if has_tool_result(request.json()):
+        return text_reply(request, FINAL_TEXT)
+    return tool_use_reply(request, "Agent", {"description": "Review hello.py", "prompt": PARENT_PROMPT,
+                                             "subagent_type": "code-reviewer", "run_in_background": False})
+
+
+def text_answer(request: MockRequest) -> Reply:
+    return answer(request, [*text_chunks(OPENAI_TEXT), chunk(finish_reason="stop", usage=usage(900, 20))])
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """The CLI's project folder (run_claude uses tmp_path/claude-project)."""
+    folder = tmp_path / "claude-project"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def mock_openai() -> Iterator[MockOpenAI]:
+    with MockOpenAI() as mock:
+        yield mock
+
+
+@pytest.fixture
+def routed_proxy(mock_anthropic: MockAnthropic, mock_openai: MockOpenAI, project: Path,
+                 tmp_path: Path) -> Iterator[ProxyProcess]:
+    config = {
+        "providers": {"mockai": {"base_url": mock_openai.base_url, "api_key": "sk-mock-openai"}},
+        "subagents": {"enable": True, "default_provider": "mockai", "mappings": {"code-reviewer": "gpt-mock"}},
+        # the agent's own folder: rule 2 could recognise it, so a route by rule 1 proves rule 1 worked
+        "routing": {"agent_dirs": [str(project / ".claude" / "agents")]},
+    }
+    with start_proxy(mock_anthropic.url, tmp_path, config) as proxy:
+        yield proxy
+
+
+def anthropic_posts(mock: MockAnthropic) -> list[MockRequest]:
+    return [r for r in mock.requests if r.method == "POST" and r.path == "/v1/messages"]
+
+
+def tool_results(body: dict[str, Any]) -> list[str]:
+    texts = []
+    for message in body["messages"]:
+        for block in message["content"] if isinstance(message["content"], list) else []:
+            if block.get("type") == "tool_result":
+                content = block.get("content")
+                texts.append(content if isinstance(content, str) else json.dumps(content))
+    return texts
+
+
+def test_subagent_is_answered_by_the_provider(mock_anthropic: MockAnthropic, mock_openai: MockOpenAI,
+                                              routed_proxy: ProxyProcess, tmp_path: Path) -> None:
+    mock_anthropic.handler = main_thread
+    mock_openai.handler = text_answer
+    result = run_claude("Review hello.py with the code-reviewer agent.", routed_proxy.url, tmp_path=tmp_path,
+                        agents={"code-reviewer": REVIEWER}, files={"hello.py": FILE_TEXT})
+
+    assert result.returncode == 0, result.stderr + routed_proxy.log_tail()
+    assert FINAL_TEXT in result.stdout
+    posts = anthropic_posts(mock_anthropic)
+    assert not [r for r in posts if r.header("x-claude-code-agent-id")], "a subagent request reached Anthropic"
+    assert len(posts) == 2  # the main thread: the Agent call, then the turn with its result
+    sent = mock_openai.chat_requests
+    assert len(sent) == 1 and sent[0]["model"] == "gpt-mock" and sent[0]["stream"] is True
+    assert PARENT_PROMPT in json.dumps(sent[0]["messages"])
+    assert "MARKER-REVIEWER-7f3a" in sent[0]["messages"][0]["content"]  # the agent's system prompt
+    assert any(OPENAI_TEXT in text for text in tool_results(posts[1].json()))
+
+    assert routed_proxy.stop() == 0
+    routed = [e for e in routed_proxy.exchanges() if e.routed]
+    assert len(routed) == 1
+    route = routed[0].route or {}
+    assert route["rule"] == "agent_call" and route["agent"] == "code-reviewer"
+    assert route["provider"] == "mockai" and route["model"] == "gpt-mock"
+    assert routed[0].agent_id and routed[0].is_subagent and routed[0].stop_reason == "end_turn"
+
+
+def test_the_provider_runs_the_agents_read_tool(mock_anthropic: MockAnthropic, mock_openai: MockOpenAI,
+                                                 routed_proxy: ProxyProcess, project: Path,
+                                                 tmp_path: Path) -> None:
+    target = str(project / "hello.py")
+
+    def read_then_answer(request: MockRequest) -> Reply:
+        body = request.json()
+        if any(m["role"] == "tool" for m in body["messages"]):
+            return text_answer(request)
+        return answer(request, [
+            chunk({"role": "assistant", "content": "Let me read it."}),
+            chunk({"tool_calls": [tool_call(0, call_id="call_read1", name="Read", arguments="")]}),
+            chunk({"tool_calls": [tool_call(0, arguments=json.dumps({"file_path": target}))]}),
+            chunk(finish_reason="tool_calls", usage=usage(800, 30)),
+        ])
+
+    mock_anthropic.handler = main_thread
+    mock_openai.handler = read_then_answer
+    result = run_claude("Review hello.py with the code-reviewer agent.", routed_proxy.url, tmp_path=tmp_path,
+                        agents={"code-reviewer": REVIEWER}, files={"hello.py": FILE_TEXT})
+
+    assert result.returncode == 0, result.stderr + routed_proxy.log_tail()
+    assert FINAL_TEXT in result.stdout
+    assert not [r for r in anthropic_posts(mock_anthropic) if r.header("x-claude-code-agent-id")]
+    sent = mock_openai.chat_requests
+    assert len(sent) == 2, [m["role"] for body in sent for m in body["messages"]]
+    first_tools = {t["function"]["name"] for t in sent[0]["tools"]}
+    assert "Read" in first_tools
+    calls = [m for m in sent[1]["messages"] if m["role"] == "assistant" and m.get("tool_calls")]
+    assert calls and calls[-1]["tool_calls"][0]["id"] == "call_read1"
+    results = [m for m in sent[1]["messages"] if m["role"] == "tool"]
+    assert len(results) == 1 and results[0]["tool_call_id"] == "call_read1"
+    assert "FILE-MARKER-c0ffee" in json.dumps(results[0]["content"])
+    assert any(OPENAI_TEXT in text for text in tool_results(anthropic_posts(mock_anthropic)[-1].json()))
+
+    assert routed_proxy.stop() == 0
+    routed = [e for e in routed_proxy.exchanges() if e.routed]
+    assert [e.stop_reason for e in routed] == ["tool_use", "end_turn"]
+    assert len({e.agent_id for e in routed}) == 1  # one subagent, both turns of its tool loop routed
+    assert all((e.route or {}).get("rule") == "agent_call" for e in routed)

@@ -1,0 +1,306 @@
+"""The routing addon's hooks on mitmproxy test flows built from the real Claude Code captures."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import gzip
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+from ccbridge.capture import META_PROVIDER_REQUEST, META_PROVIDER_RESPONSE, META_ROUTE, Capture
+from ccbridge.captured import CapturedExchange
+from ccbridge.config import Config, parse_config
+from ccbridge.routing.addon import META_TOKEN, Routing
+from ccbridge.routing.sidecar import TOKEN_HEADER, RoutedRequest, Sidecar
+from ccbridge.sse import parse_events
+from mitmproxy import http
+from mitmproxy.test import tflow, tutils
+
+from tests.fixtures import FIXTURES, VERSIONS, captured_requests
+from tests.support.mock_anthropic import message_events, tool_use_block
+from tests.support.mock_openai import MockOpenAI, Pause, chunk
+
+UPSTREAM = ("api.anthropic.com", 443)
+REVIEWER_BODY = "You are a meticulous code reviewer. MARKER-REVIEWER-7f3a"
+
+
+def sync_capture(version: str) -> list[dict[str, Any]]:
+    """parent (Agent call), subagent, parent again: the foreground capture of one CLI version."""
+    return list(captured_requests(FIXTURES / version / "subagent-sync.jsonl"))
+
+
+def flow_of(record: dict[str, Any], body: dict[str, Any] | None = None) -> http.HTTPFlow:
+    """A flow as mitmproxy has it in the `request` hook of reverse mode: already aimed at the upstream."""
+    headers = http.Headers([(k.encode(), v.encode()) for k, v in record["headers"] if k.lower() != "host"])
+    content = json.dumps(body if body is not None else record["body"]).encode()
+    headers["content-length"] = str(len(content))
+    request = tutils.treq(method=record["method"].encode(), scheme=b"https", host=UPSTREAM[0], port=UPSTREAM[1],
+                          path=b"/v1/messages?beta=true", headers=headers, content=content)
+    return tflow.tflow(req=request)
+
+
+def answer_with_agent_call(flow: http.HTTPFlow, record: dict[str, Any], *, gzipped: bool = False) -> None:
+    """The parent's streamed answer from the capture (its Agent call), as Capture kept it."""
+    call = record["mock_response"]["tool_use"]
+    body = b"".join(message_events([tool_use_block(call["name"], call["input"], call["id"])]))
+    headers = [(b"content-type", b"text/event-stream")]
+    if gzipped:
+        body, headers = gzip.compress(body), [*headers, (b"content-encoding", b"gzip")]
+    flow.response = tutils.tresp(content=None, headers=http.Headers(headers))
+    flow.response.stream = True
+    captured = CapturedExchange(flow.id, 0, "POST", "https", UPSTREAM[0], UPSTREAM[1], "/v1/messages", [],
+                                "HTTP/1.1", [], None)
+    captured.response_chunks = [body[:100], body[100:]]
+    flow.metadata["ccbridge_captured"] = captured
+
+
+def config(**raw: Any) -> Config:
+    raw.setdefault("providers", {"mockai": {"base_url": "http://127.0.0.1:9/v1", "api_key": "sk-mock"}})
+    raw.setdefault("subagents", {"default_provider": "mockai", "mappings": {"code-reviewer": "gpt-mock"}})
+    raw.setdefault("routing", {"agent_dirs": []})
+    return parse_config(raw, env={})
+
+
+@pytest.fixture
+async def routing() -> AsyncIterator[Routing]:
+    addon = Routing(SimpleNamespace(config=config()))
+    addon.configure(set())
+    await addon.running()
+    yield addon
+    await addon.done()
+
+
+def assert_routed(flow: http.HTTPFlow, addon: Routing) -> dict[str, Any]:
+    assert addon.sidecar is not None
+    assert (flow.request.scheme, flow.request.host, flow.request.port) == ("http", "127.0.0.1", addon.sidecar.port)
+    assert flow.request.headers[TOKEN_HEADER] == flow.metadata[META_TOKEN]
+    assert flow.metadata[META_PROVIDER_REQUEST]["model"] == "gpt-mock"
+    assert flow.metadata[META_PROVIDER_RESPONSE] == bytearray()
+    return flow.metadata[META_ROUTE]
+
+
+def assert_untouched(flow: http.HTTPFlow) -> None:
+    assert (flow.request.scheme, flow.request.host, flow.request.port) == ("https", *UPSTREAM)
+    assert TOKEN_HEADER not in flow.request.headers
+    assert META_ROUTE not in flow.metadata and META_TOKEN not in flow.metadata
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_subagent_is_routed_by_the_parents_agent_call(version: str, routing: Routing) -> None:
+    parent, sub, follow_up = sync_capture(version)[-3:]
+    parent_flow = flow_of(parent)
+    await routing.request(parent_flow)
+    assert_untouched(parent_flow)
+    answer_with_agent_call(parent_flow, parent, gzipped=version == "2.1.197")
+    routing.response(parent_flow)
+
+    sub_flow = flow_of(sub)
+    await routing.request(sub_flow)
+    route = assert_routed(sub_flow, routing)
+    assert route["rule"] == "agent_call" and route["agent"] == "code-reviewer"
+    assert route["agent_id"] == sub_flow.request.headers["x-claude-code-agent-id"]
+    assert route["requested_model"] == sub["body"]["model"] and route["model"] == "gpt-mock"
+    assert route["provider"] == "mockai" and route["fell_back"] is False
+
+    follow_flow = flow_of(follow_up)
+    await routing.request(follow_flow)
+    assert_untouched(follow_flow)
+
+
+async def test_subagent_is_routed_by_its_system_prompt(tmp_path: Path) -> None:
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    (agents / "code-reviewer.md").write_text(f"---\nname: code-reviewer\ntools: Read\n---\n\n{REVIEWER_BODY}\n")
+    addon = Routing(SimpleNamespace(config=config(routing={"agent_dirs": [str(agents)]})))
+    addon.configure(set())
+    await addon.running()
+    try:
+        flow = flow_of(sync_capture("2.1.329")[1])  # no parent seen: only rule 2 can tell
+        await addon.request(flow)
+        route = assert_routed(flow, addon)
+        assert route["rule"] == "system_prompt" and route["agent"] == "code-reviewer"
+    finally:
+        await addon.done()
+
+
+async def test_a_later_turn_of_the_same_subagent_is_routed_like_its_first(routing: Routing) -> None:
+    parent, sub = sync_capture("2.1.329")[:2]
+    parent_flow = flow_of(parent)
+    answer_with_agent_call(parent_flow, parent)
+    routing.response(parent_flow)
+    first = flow_of(sub)
+    await routing.request(first)
+    assert assert_routed(first, routing)["rule"] == "agent_call"
+
+    # Its tool loop continues; even with the delegated prompt no longer first (say, after compaction),
+    # the agent id alone routes it, by the rule that recognised it first.
+    later = copy.deepcopy(sub["body"])
+    later["messages"][0] = {"role": "user", "content": "[earlier conversation summarised]"}
+    later["messages"] += [
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "Read",
+                                           "input": {"file_path": "/home/dev/hello.py"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "print(1)"}]},
+    ]
+    second = flow_of(sub, later)
+    await routing.request(second)
+    route = assert_routed(second, routing)
+    assert route["rule"] == "agent_call" and route["agent"] == "code-reviewer"
+    tool_messages = [m for m in second.metadata[META_PROVIDER_REQUEST]["messages"] if m["role"] == "tool"]
+    assert tool_messages and tool_messages[0]["tool_call_id"] == "toolu_1"
+
+    stranger = flow_of(sub, later)  # the same request from another, never seen agent
+    stranger.request.headers["x-claude-code-agent-id"] = "a0000000000000000"
+    await routing.request(stranger)
+    assert_untouched(stranger)
+
+
+async def test_route_by_requested_model() -> None:
+    raw_models = {"claude-opus-*": {"provider": "mockai", "model": "gpt-mock", "fallback": "anthropic"}}
+    addon = Routing(SimpleNamespace(config=config(models=raw_models, subagents={"default_provider": "mockai"})))
+    addon.configure(set())
+    await addon.running()
+    try:
+        flow = flow_of(sync_capture("2.1.329")[0])  # the main thread
+        await addon.request(flow)
+        route = assert_routed(flow, addon)
+        assert route["rule"] == "model" and route["agent"] is None and route["fallback"] == "anthropic"
+        count = flow_of(sync_capture("2.1.329")[0])
+        count.request.path = "/v1/messages/count_tokens?beta=true"
+        await addon.request(count)
+        assert_untouched(count)
+    finally:
+        await addon.done()
+
+
+async def test_nothing_is_routed_until_routing_is_enabled() -> None:
+    addon = Routing(SimpleNamespace(config=parse_config({}, env={})))
+    addon.configure(set())
+    await addon.running()
+    assert addon.sidecar is None
+    flow = flow_of(sync_capture("2.1.329")[1])
+    await addon.request(flow)
+    assert_untouched(flow)
+    await addon.done()
+
+
+async def test_an_unmapped_subagent_goes_to_anthropic(routing: Routing) -> None:
+    parent, sub = sync_capture("2.1.329")[:2]
+    record = copy.deepcopy(parent)
+    record["mock_response"]["tool_use"]["input"]["subagent_type"] = "doc-writer"
+    parent_flow = flow_of(parent)
+    answer_with_agent_call(parent_flow, record)
+    routing.response(parent_flow)
+    flow = flow_of(sub)
+    await routing.request(flow)
+    assert_untouched(flow)
+    assert routing.memory.agent(flow.request.headers["x-claude-code-agent-id"]).name == "doc-writer"
+
+
+@dataclass
+class Recorder:
+    config: Config = field(default_factory=Config)
+    records: list[CapturedExchange] = field(default_factory=list)
+
+    def submit(self, captured: CapturedExchange) -> None:
+        self.records.append(captured)
+
+
+async def test_capture_records_what_claude_code_sent(routing: Routing) -> None:
+    """Routing runs before Capture in the chain; the record still shows the original request."""
+    capture = Capture(Recorder())
+    parent, sub = sync_capture("2.1.329")[:2]
+    parent_flow = flow_of(parent)
+    answer_with_agent_call(parent_flow, parent)
+    routing.response(parent_flow)
+
+    flow = flow_of(sub)
+    original_headers = list(flow.request.headers.items(multi=True))
+    original_body = flow.request.raw_content
+    capture.requestheaders(flow)
+    await routing.request(flow)
+    capture.request(flow)
+    assert_routed(flow, routing)
+    captured: CapturedExchange = flow.metadata["ccbridge_captured"]
+    assert (captured.scheme, captured.host, captured.port, captured.path) == ("https", *UPSTREAM, "/v1/messages")
+    assert captured.request_headers == original_headers
+    assert captured.request_body == original_body
+
+
+async def test_our_failure_leaves_the_flow_to_anthropic(routing: Routing, monkeypatch: pytest.MonkeyPatch,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    def broken(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise RuntimeError("translator bug")
+
+    monkeypatch.setattr("ccbridge.routing.addon.to_openai_request", broken)
+    parent, sub = sync_capture("2.1.329")[:2]
+    parent_flow = flow_of(parent)
+    answer_with_agent_call(parent_flow, parent)
+    routing.response(parent_flow)
+    flow = flow_of(sub)
+    with caplog.at_level(logging.ERROR, logger="ccbridge.routing"):
+        await routing.request(flow)
+    assert_untouched(flow)
+    assert [r.message for r in caplog.records if "goes to Anthropic unchanged" in r.message]
+
+
+async def test_a_failed_flow_is_forgotten_by_the_sidecar(routing: Routing) -> None:
+    routing.runtime.config = config(models={"claude-*": "gpt-mock"}, routing={"agent_dirs": [], "timeout": 30})
+    routing.configure(set())  # new settings while running: the same server carries on
+    assert routing.sidecar is not None and routing.sidecar.timeout == 30
+    flow = flow_of(sync_capture("2.1.329")[0])
+    await routing.request(flow)
+    assert routing.sidecar is not None
+    token = flow.metadata[META_TOKEN]
+    assert token in routing.sidecar._pending
+    flow.error = None
+    routing.error(flow)
+    assert token not in routing.sidecar._pending
+
+
+async def test_the_sidecar_answers_an_unknown_token_with_an_anthropic_error(routing: Routing) -> None:
+    assert routing.sidecar is not None
+    async with httpx.AsyncClient() as client:
+        response = await client.post(f"http://127.0.0.1:{routing.sidecar.port}/v1/messages",
+                                     headers={TOKEN_HEADER: "guessed"}, content=b"{}")
+    assert response.status_code == 404
+    assert response.json()["type"] == "error" and response.json()["error"]["type"] == "not_found_error"
+
+
+async def test_the_sidecar_ends_a_stream_that_outlives_the_timeout() -> None:
+    """A provider that keeps sending past `routing.timeout` gets cut off with a `timeout_error` event."""
+    settings = config(routing={"agent_dirs": [], "timeout": 1.0, "ping_interval": 0.2}).routing
+    with MockOpenAI() as provider:
+        provider.script = [chunk({"role": "assistant", "content": ""})]
+        provider.script += [item for _ in range(40) for item in (Pause(0.1), chunk({"content": "."}))]
+        provider.script.append(chunk(finish_reason="stop"))
+        providers = dict(settings.providers)
+        providers["mockai"] = dataclasses.replace(providers["mockai"], base_url=provider.base_url)
+        route = settings.agents["code-reviewer"]
+        body = {"model": "claude-x", "max_tokens": 10, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+        routed = RoutedRequest(route=route, provider=providers["mockai"],
+                               kwargs={"model": "gpt-mock", "messages": body["messages"], "stream": True},
+                               body=body, raw_body=json.dumps(body).encode(), stream=True, requested_model="claude-x",
+                               upstream_url="http://127.0.0.1:9/v1/messages", upstream_headers=[], info={},
+                               provider_response=bytearray())
+        sidecar = Sidecar(ping_interval=settings.ping_interval, timeout=settings.timeout)
+        await sidecar.start()
+        try:
+            token = sidecar.register(routed)
+            async with httpx.AsyncClient(timeout=10) as client:
+                response = await client.post(f"http://127.0.0.1:{sidecar.port}/v1/messages",
+                                             headers={TOKEN_HEADER: token}, content=routed.raw_body)
+        finally:
+            await sidecar.stop()
+    events = [e.event for e in parse_events(response.content)]
+    assert events[0] == "message_start" and events[-1] == "error"
+    assert parse_events(response.content)[-1].json()["error"]["type"] == "timeout_error"
+    assert routed.info["error"] == "timeout"
+    assert 3 < len(routed.provider_response.splitlines()) < 15  # chunks kept coming until the deadline
