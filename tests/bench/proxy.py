@@ -154,16 +154,12 @@ def overhead_and_delay(tmp: Path) -> list[Result]:
     try:
         # bare mitmdump buffers bodies; stream_large_bodies=1 makes it stream like the addon does, so the
         # per-event comparison is streaming against streaming
-        bare = start_bare_mitmdump(upstream.url, tmp, ["--set", "stream_large_bodies=1"])
-        addon = start_proxy(upstream.url, tmp)
-        try:
+        with start_bare_mitmdump(upstream.url, tmp, ["--set", "stream_large_bodies=1"]) as bare, \
+                start_proxy(upstream.url, tmp) as addon:
             for _ in range(3):  # alternate, so that drift of the machine hits both alike
                 for name, proxy in (("bare", bare), ("addon", addon)):
                     totals[name].append(sequential_seconds(proxy, body, 200))
                     delays[name].extend(event_delays(proxy, 5))
-        finally:
-            bare.stop()
-            addon.stop()
     finally:
         upstream.close()
     ratio = statistics.median(a / b for a, b in zip(totals["addon"], totals["bare"], strict=True))

@@ -114,3 +114,17 @@ def test_raw_and_sse_response_recorded(engine):
         assert raw.request_body_kind == "raw"
         assert rebuild_request_body(db, raw) == b"{not json"
         assert load_raw(db, raw.response_raw_hash) == b"\x00\xff binary"
+
+
+def test_gzip_request_body_is_stored_decoded(engine):
+    import gzip
+
+    _name, req = next((n, r) for n, r in REQUESTS if r["method"] == "POST")
+    item = captured_from_fixture("gz", req)
+    item.request_body = gzip.compress(item.request_body)
+    item.request_headers = [*item.request_headers, ("Content-Encoding", "gzip")]
+    write_all(engine, [item])
+    with Session(engine) as db:
+        stored = db.exec(select(Exchange).where(Exchange.flow_id == "gz")).one()
+        assert stored.request_encoding == "gzip" and stored.request_body_kind == "messages"
+        assert rebuild_request_body(db, stored) == req["body"]

@@ -47,7 +47,7 @@ class MessageNode(SQLModel, table=True):
 
 
 class RawBody(SQLModel, table=True):
-    """Bytes kept as they were (after removing any content-encoding), content-addressed, stored compressed.
+    """Bytes of a body as sent (content-encoding removed), content-addressed, stored compressed.
 
     `encoding` is None (stored as is) or "zlib"; with `dictionary`, the zlib stream was made with a preset
     dictionary: SSE_DICTIONARY plus the JSON text of that Blob (the answer the stream carries), which
@@ -98,7 +98,7 @@ class Exchange(SQLModel, table=True):
     message_count: int = 0
     cache_marks: list[list[Any]] | None = Field(default=None, sa_column=Column(JSON))
     request_raw_hash: str | None = Field(default=None, max_length=64)
-    request_encoding: str | None = Field(default=None, max_length=64)
+    request_encoding: str | None = Field(default=None, max_length=64)  # content-encoding the client used
 
     # Who: Claude Code's identity for this request.
     session_id: str | None = Field(default=None, max_length=128, index=True)

@@ -129,10 +129,12 @@ def _request(rows: Rows, captured: CapturedExchange) -> Any:
         return None
     encoding = header(captured.request_headers, "content-encoding")
     decoded, problem = decode_body(raw, encoding)
-    body = parse_json(decoded) if problem is None else None
+    if problem:
+        rows.problems.append(f"request: {problem}")
     if encoding and encoding.lower() != "identity":
-        exchange["request_encoding"] = encoding
-    if body is not None and is_decomposable(body) and decoded == raw:
+        exchange["request_encoding"] = encoding  # what is stored is the decoded body
+    body = parse_json(decoded)
+    if body is not None and is_decomposable(body):
         split = decompose(body)
         rows.pieces.update(split.pieces)
         rows.nodes = message_nodes(split.message_refs)
@@ -143,12 +145,9 @@ def _request(rows: Rows, captured: CapturedExchange) -> Any:
         exchange["messages_tail"] = rows.nodes[-1].id if rows.nodes else None
         exchange["message_count"] = len(split.message_refs)
         exchange["cache_marks"] = split.cache_marks or None
-    else:
-        # Anything else is kept byte for byte (an encoded body too, so it can be rebuilt exactly).
+    else:  # anything else is kept byte for byte
         exchange["request_body_kind"] = "raw"
-        exchange["request_raw_hash"] = _raw(rows, raw)
-        if problem:
-            rows.problems.append(f"request: {problem}")
+        exchange["request_raw_hash"] = _raw(rows, decoded)
     return body
 
 
