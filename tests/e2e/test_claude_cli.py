@@ -16,6 +16,7 @@ from tests.support.mock_anthropic import (
     MockRequest,
     Reply,
     default_reply,
+    has_tool_result,
     text_reply,
     tool_use_reply,
 )
@@ -76,12 +77,6 @@ def test_say_hello(claude: Path, mock_anthropic: MockAnthropic, proxy: ProxyProc
     assert answer.output_tokens == 42
     assert answer.cache_read_input_tokens == 13_000
     assert not answer.is_subagent
-
-
-def has_tool_result(body: Any) -> bool:
-    messages = body.get("messages", []) if isinstance(body, dict) else []
-    return any(isinstance(m.get("content"), list) and any(b.get("type") == "tool_result" for b in m["content"])
-               for m in messages)
 
 
 def delegate_to_code_reviewer(request: MockRequest) -> Reply:

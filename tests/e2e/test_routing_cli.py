@@ -10,7 +10,15 @@ from typing import Any
 import pytest
 
 from tests.support.claude_cli import agent_markdown, run_claude
-from tests.support.mock_anthropic import MockAnthropic, MockRequest, Reply, default_reply, text_reply, tool_use_reply
+from tests.support.mock_anthropic import (
+    MockAnthropic,
+    MockRequest,
+    Reply,
+    default_reply,
+    has_tool_result,
+    text_reply,
+    tool_use_reply,
+)
 from tests.support.mock_openai import MockOpenAI, answer, chunk, text_chunks, tool_call, usage
 from tests.support.proxy import ProxyProcess, start_proxy
 
@@ -22,12 +30,6 @@ FILE_TEXT = "print('hello')  # FILE-MARKER-c0ffee\n"
 REVIEWER = agent_markdown("code-reviewer", "Reviews code for problems. Use it after writing code.",
                           "You are a meticulous code reviewer. MARKER-REVIEWER-7f3a")
 PARENT_PROMPT = "Please review the file hello.py and report any issues. MARKER-PARENT-PROMPT-91c2"
-
-
-def has_tool_result(body: Any) -> bool:
-    messages = body.get("messages", []) if isinstance(body, dict) else []
-    return any(isinstance(m.get("content"), list) and any(b.get("type") == "tool_result" for b in m["content"])
-               for m in messages)
 
 
 def main_thread(request: MockRequest) -> Reply:

@@ -23,6 +23,7 @@ from ccbridge.storage.writer import Writer
 from sqlmodel import Session, select
 
 from tests.support.mock_anthropic import MockAnthropic
+from tests.support.processes import stop_process
 from tests.support.proxy import start_proxy
 from tests.unit.test_storage import REQUESTS, captured_from_fixture
 
@@ -87,12 +88,7 @@ def _serve(top: Path, initdb: str, server: str) -> Iterator[str]:
             raise RuntimeError("PostgreSQL did not start within 30 s")
         yield url
     finally:
-        process.send_signal(signal.SIGINT)  # fast shutdown
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        stop_process(process, signal.SIGINT)  # SIGINT: PostgreSQL's fast shutdown
         log.close()
 
 

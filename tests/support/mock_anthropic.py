@@ -259,6 +259,13 @@ def tool_use_reply(request: MockRequest, name: str, tool_input: dict[str, Any], 
     return sse_reply(message_events([*blocks, tool_use_block(name, tool_input)], model=model))
 
 
+def has_tool_result(body: Any) -> bool:
+    """Whether a Messages request carries a tool_result (the parent's turn after its Agent call)."""
+    messages = body.get("messages", []) if isinstance(body, dict) else []
+    return any(isinstance(m.get("content"), list) and any(b.get("type") == "tool_result" for b in m["content"])
+               for m in messages)
+
+
 def split_every(data: bytes, size: int) -> list[bytes]:
     """`data` cut into pieces of `size` bytes (the last may be shorter)."""
     return [data[i:i + size] for i in range(0, len(data), size)]

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import atexit
-import contextlib
 import os
 import re
 import signal
@@ -20,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from tests.support.processes import stop_process
 
 if TYPE_CHECKING:
     from ccbridge.storage.models import Exchange
@@ -63,15 +64,7 @@ class ProxyProcess:
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
         """Send `sig` to this mitmdump only, wait up to `timeout`, then SIGKILL; return its exit code."""
-        if self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.popen.send_signal(sig)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(10)
-        self.returncode = self.popen.returncode
+        self.returncode = stop_process(self.popen, sig, timeout)
         _started.discard(self)
         return self.returncode
 

@@ -4,7 +4,6 @@ run nested under the parent's Agent call with its prompt and answer, in the page
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from bs4 import BeautifulSoup
@@ -12,7 +11,15 @@ from ccbridge.storage.db import open_engine
 from fastapi.testclient import TestClient
 
 from tests.support.claude_cli import agent_markdown, run_claude
-from tests.support.mock_anthropic import MockAnthropic, MockRequest, Reply, default_reply, text_reply, tool_use_reply
+from tests.support.mock_anthropic import (
+    MockAnthropic,
+    MockRequest,
+    Reply,
+    default_reply,
+    has_tool_result,
+    text_reply,
+    tool_use_reply,
+)
 from tests.support.proxy import ProxyProcess
 from viewer.app import create_app
 
@@ -21,12 +28,6 @@ pytestmark = pytest.mark.e2e
 PROMPT = "Please review the file hello.py and report any issues. MARKER-VIEWER-PROMPT-5d1e"
 SUBAGENT_TEXT = "Review complete: hello.py looks fine. MARKER-VIEWER-SUBAGENT"
 REVIEWER = agent_markdown("code-reviewer", "Reviews code for problems.", "You are a meticulous code reviewer.")
-
-
-def has_tool_result(body: Any) -> bool:
-    messages = body.get("messages", []) if isinstance(body, dict) else []
-    return any(isinstance(m.get("content"), list) and any(b.get("type") == "tool_result" for b in m["content"])
-               for m in messages)
 
 
 def delegating(background: bool):  # type: ignore[no-untyped-def]
