@@ -32,6 +32,13 @@ UPSTREAM = ("api.anthropic.com", 443)
 REVIEWER_BODY = "You are a meticulous code reviewer. MARKER-REVIEWER-7f3a"
 
 
+async def request_hook(addon, flow) -> None:
+    """Run the request hook as mitmproxy does: await what it returns, if anything."""
+    pending = addon.request(flow)
+    if pending is not None:
+        await pending
+
+
 def sync_capture(version: str) -> list[dict[str, Any]]:
     """parent (Agent call), subagent, parent again: the foreground capture of one CLI version."""
     return list(captured_requests(FIXTURES / version / "subagent-sync.jsonl"))
@@ -97,13 +104,13 @@ def assert_untouched(flow: http.HTTPFlow) -> None:
 async def test_subagent_is_routed_by_the_parents_agent_call(version: str, routing: Routing) -> None:
     parent, sub, follow_up = sync_capture(version)[-3:]
     parent_flow = flow_of(parent)
-    await routing.request(parent_flow)
+    await request_hook(routing, parent_flow)
     assert_untouched(parent_flow)
     answer_with_agent_call(parent_flow, parent, gzipped=version == "2.1.197")
     routing.response(parent_flow)
 
     sub_flow = flow_of(sub)
-    await routing.request(sub_flow)
+    await request_hook(routing, sub_flow)
     route = assert_routed(sub_flow, routing)
     assert route["rule"] == "agent_call" and route["agent"] == "code-reviewer"
     assert route["agent_id"] == sub_flow.request.headers["x-claude-code-agent-id"]
@@ -111,7 +118,7 @@ async def test_subagent_is_routed_by_the_parents_agent_call(version: str, routin
     assert route["provider"] == "mockai" and route["fell_back"] is False
 
     follow_flow = flow_of(follow_up)
-    await routing.request(follow_flow)
+    await request_hook(routing, follow_flow)
     assert_untouched(follow_flow)
 
 
@@ -124,7 +131,7 @@ async def test_subagent_is_routed_by_its_system_prompt(tmp_path: Path) -> None:
     await addon.running()
     try:
         flow = flow_of(sync_capture("2.1.329")[1])  # no parent seen: only rule 2 can tell
-        await addon.request(flow)
+        await request_hook(addon, flow)
         route = assert_routed(flow, addon)
         assert route["rule"] == "system_prompt" and route["agent"] == "code-reviewer"
     finally:
@@ -137,7 +144,7 @@ async def test_a_later_turn_of_the_same_subagent_is_routed_like_its_first(routin
     answer_with_agent_call(parent_flow, parent)
     routing.response(parent_flow)
     first = flow_of(sub)
-    await routing.request(first)
+    await request_hook(routing, first)
     assert assert_routed(first, routing)["rule"] == "agent_call"
 
     # Its tool loop continues; even with the delegated prompt no longer first (say, after compaction),
@@ -150,7 +157,7 @@ async def test_a_later_turn_of_the_same_subagent_is_routed_like_its_first(routin
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "print(1)"}]},
     ]
     second = flow_of(sub, later)
-    await routing.request(second)
+    await request_hook(routing, second)
     route = assert_routed(second, routing)
     assert route["rule"] == "agent_call" and route["agent"] == "code-reviewer"
     tool_messages = [m for m in second.metadata[META_PROVIDER_REQUEST]["messages"] if m["role"] == "tool"]
@@ -158,7 +165,7 @@ async def test_a_later_turn_of_the_same_subagent_is_routed_like_its_first(routin
 
     stranger = flow_of(sub, later)  # the same request from another, never seen agent
     stranger.request.headers["x-claude-code-agent-id"] = "a0000000000000000"
-    await routing.request(stranger)
+    await request_hook(routing, stranger)
     assert_untouched(stranger)
 
 
@@ -169,12 +176,12 @@ async def test_route_by_requested_model() -> None:
     await addon.running()
     try:
         flow = flow_of(sync_capture("2.1.329")[0])  # the main thread
-        await addon.request(flow)
+        await request_hook(addon, flow)
         route = assert_routed(flow, addon)
         assert route["rule"] == "model" and route["agent"] is None and route["fallback"] == "anthropic"
         count = flow_of(sync_capture("2.1.329")[0])
         count.request.path = "/v1/messages/count_tokens?beta=true"
-        await addon.request(count)
+        await request_hook(addon, count)
         assert_untouched(count)
     finally:
         await addon.done()
@@ -186,7 +193,7 @@ async def test_nothing_is_routed_until_routing_is_enabled() -> None:
     await addon.running()
     assert addon.sidecar is None
     flow = flow_of(sync_capture("2.1.329")[1])
-    await addon.request(flow)
+    await request_hook(addon, flow)
     assert_untouched(flow)
     await addon.done()
 
@@ -199,7 +206,7 @@ async def test_an_unmapped_subagent_goes_to_anthropic(routing: Routing) -> None:
     answer_with_agent_call(parent_flow, record)
     routing.response(parent_flow)
     flow = flow_of(sub)
-    await routing.request(flow)
+    await request_hook(routing, flow)
     assert_untouched(flow)
     assert routing.memory.agent(flow.request.headers["x-claude-code-agent-id"]).name == "doc-writer"
 
@@ -225,7 +232,7 @@ async def test_capture_records_what_claude_code_sent(routing: Routing) -> None:
     original_headers = list(flow.request.headers.items(multi=True))
     original_body = flow.request.raw_content
     capture.requestheaders(flow)
-    await routing.request(flow)
+    await request_hook(routing, flow)
     capture.request(flow)
     assert_routed(flow, routing)
     captured: CapturedExchange = flow.metadata["ccbridge_captured"]
@@ -246,7 +253,7 @@ async def test_our_failure_leaves_the_flow_to_anthropic(routing: Routing, monkey
     routing.response(parent_flow)
     flow = flow_of(sub)
     with caplog.at_level(logging.ERROR, logger="ccbridge.routing"):
-        await routing.request(flow)
+        await request_hook(routing, flow)
     assert_untouched(flow)
     assert [r.message for r in caplog.records if "goes to Anthropic unchanged" in r.message]
 
@@ -256,7 +263,7 @@ async def test_a_failed_flow_is_forgotten_by_the_sidecar(routing: Routing) -> No
     routing.configure(set())  # new settings while running: the same server carries on
     assert routing.sidecar is not None and routing.sidecar.timeout == 30
     flow = flow_of(sync_capture("2.1.329")[0])
-    await routing.request(flow)
+    await request_hook(routing, flow)
     assert routing.sidecar is not None
     token = flow.metadata[META_TOKEN]
     assert token in routing.sidecar._pending

@@ -21,6 +21,7 @@ import asyncio
 import json
 import logging
 import threading
+from collections.abc import Awaitable
 from typing import Any
 
 from mitmproxy import http
@@ -112,10 +113,15 @@ class Routing:
 
     # --- hooks --------------------------------------------------------------------------------------
 
-    async def request(self, flow: http.HTTPFlow) -> None:
+    def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        # Synchronous for the common case: only a flow that may be routed gets a coroutine (which mitmproxy
+        # awaits), so traffic that is not routed costs a few attribute checks.
         sidecar = self.sidecar
-        if sidecar is None or sidecar.port is None or not self.settings.enabled:
-            return
+        if sidecar is None or sidecar.port is None or not self.settings.enabled or not self._candidate(flow):
+            return None
+        return self._route(flow, sidecar)
+
+    async def _route(self, flow: http.HTTPFlow, sidecar: Sidecar) -> None:
         try:
             routed = await self._decide(flow)
             if routed is None or sidecar.port is None:  # not routed, or shut down meanwhile
@@ -150,17 +156,21 @@ class Routing:
 
     # --- which requests are routed ------------------------------------------------------------------
 
-    async def _decide(self, flow: http.HTTPFlow) -> RoutedRequest | None:
+    def _candidate(self, flow: http.HTTPFlow) -> bool:
+        """A Messages request from a subagent (when agents are mapped), or any (when models are)."""
         request = flow.request
         if request.method != "POST" or request.path.split("?", 1)[0] != MESSAGES_PATH:
-            return None
+            return False
+        if self.settings.models:
+            return True
+        return bool(self.settings.agents) and (
+            "x-claude-code-agent-id" in request.headers or b"cc_is_subagent=true" in (request.raw_content or b"")
+        )
+
+    async def _decide(self, flow: http.HTTPFlow) -> RoutedRequest | None:
+        request = flow.request
         settings = self.settings
         raw = request.raw_content or b""
-        maybe_subagent = bool(settings.agents) and (
-            "x-claude-code-agent-id" in request.headers or b"cc_is_subagent=true" in raw
-        )
-        if not maybe_subagent and not settings.models:
-            return None
         body = json.loads(request.get_content(strict=False) or b"null")
         if not isinstance(body, dict):
             return None

@@ -1,17 +1,18 @@
 """The storage writer in its own process, for the proxy.
 
-Decomposing, hashing and inserting a Claude Code request costs about a millisecond and a half of CPU. In a
+Decomposing, hashing and inserting a Claude Code request costs up to a millisecond and a half of CPU. In a
 thread of mitmdump that work holds the GIL while the proxy's event loop waits for it, which showed up as
 ~40 % added latency per request in `make bench`. In a separate process it runs on the other core: hooks only
 put the captured exchange on a queue (pickling happens in the queue's feeder thread).
 
-The child ignores SIGINT and SIGTERM: the proxy's `done` hook sends it the stop message once mitmproxy has
-finished, and it drains the queue before it exits. If the proxy dies without that, the child notices that
-its parent is gone, writes what it has and exits.
+The child runs at a lower CPU priority and ignores SIGINT and SIGTERM: the proxy's `done` hook sends it
+the stop message once mitmproxy has finished, and it drains the queue before it exits. If the proxy dies
+without that, the child notices that its parent is gone, writes what it has and exits.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import multiprocessing
@@ -88,6 +89,8 @@ def serve(url: str, batch_size: int, batch_seconds: float, inbox: Any, replies: 
     """The child: forward captured exchanges to a `Writer` until told to stop (or the parent is gone)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with contextlib.suppress(OSError):
+        os.nice(10)  # background work: the proxy and Claude Code come first when the cores are busy
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s")
     from .db import open_engine
     from .writer import Writer
