@@ -128,3 +128,12 @@ def test_gzip_request_body_is_stored_decoded(engine):
         stored = db.exec(select(Exchange).where(Exchange.flow_id == "gz")).one()
         assert stored.request_encoding == "gzip" and stored.request_body_kind == "messages"
         assert rebuild_request_body(db, stored) == req["body"]
+
+
+def test_truncated_response_is_marked(engine):
+    _name, req = next((n, r) for n, r in REQUESTS if r["method"] == "POST")
+    item = captured_from_fixture("cut-by-limit", req, b"x" * 100)
+    item.response_truncated = True
+    write_all(engine, [item])
+    with Session(engine) as db:
+        assert db.exec(select(Exchange).where(Exchange.flow_id == "cut-by-limit")).one().response_truncated

@@ -98,6 +98,8 @@ def _timing(row: Exchange) -> list[tuple[str, str]]:
             out.append((label, f"+{(stamp - row.started_at).total_seconds() * 1000:.0f} ms"))
     if row.sse_event_times:
         out.append(("SSE events", f"{len(row.sse_event_times)} over {row.sse_event_times[-1]:.0f} ms"))
+    if row.response_truncated:
+        out.append(("stored body", "only its start: longer than capture.max_body_mb (the client got all of it)"))
     return out
 
 

@@ -118,6 +118,7 @@ class Exchange(SQLModel, table=True):
     response_encoding: str | None = Field(default=None, max_length=64)  # content-encoding sent upstream->client
     response_raw_hash: str | None = Field(default=None, max_length=64)  # decoded body / SSE stream as received
     response_size: int = 0  # decoded bytes
+    response_truncated: bool = False  # longer than capture.max_body_mb: the client got it all, storage the start
     is_sse: bool = False
     sse_event_count: int = 0
     sse_event_times: list[float] | None = Field(default=None, sa_column=Column(JSON))  # ms after started_at

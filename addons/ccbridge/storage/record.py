@@ -155,6 +155,7 @@ def _response(rows: Rows, captured: CapturedExchange, salt: bytes) -> None:
     exchange = rows.exchange
     headers = captured.response_headers or []
     exchange["status_code"] = captured.status_code
+    exchange["response_truncated"] = captured.response_truncated
     exchange["response_headers"] = redact.redact_headers(headers, salt)
     content_type = header(headers, "content-type") or ""
     exchange["response_content_type"] = content_type[:255] or None
