@@ -49,11 +49,13 @@ venv: $(VENV)/.installed ## Create the virtual environment and install ccbridge 
 run: venv ## Start the proxy on 127.0.0.1:8082 and the viewer on 127.0.0.1:8083 (SQLite)
 	@echo "Start Claude Code with:  ANTHROPIC_BASE_URL=http://$(PROXY_HOST):$(PROXY_PORT) claude"
 	@echo "Viewer:                  http://127.0.0.1:$(VIEWER_PORT)/"
-	@trap 'kill 0' EXIT INT TERM; \
-	$(VENV)/bin/ccbridge-viewer --host 127.0.0.1 --port $(VIEWER_PORT) & \
+	@# mitmdump runs in the foreground and gets Ctrl-C itself (it writes what it captured, then exits);
+	@# the viewer is stopped by its PID when the recipe ends, however it ends.
+	@$(VENV)/bin/ccbridge-viewer --host 127.0.0.1 --port $(VIEWER_PORT) & viewer=$$!; \
+	stop_viewer() { kill $$viewer 2>/dev/null; wait $$viewer 2>/dev/null; }; \
+	trap stop_viewer EXIT INT TERM; \
 	$(VENV)/bin/mitmdump -s addons/bridge.py --mode reverse:$(UPSTREAM) \
-	  --listen-host $(PROXY_HOST) --listen-port $(PROXY_PORT) --set flow_detail=0 --set connection_strategy=lazy & \
-	wait
+	  --listen-host $(PROXY_HOST) --listen-port $(PROXY_PORT) --set flow_detail=0 --set connection_strategy=lazy
 
 proxy: venv ## Start only the proxy (reverse mode, 127.0.0.1:8082)
 	@echo "Start Claude Code with:  ANTHROPIC_BASE_URL=http://$(PROXY_HOST):$(PROXY_PORT) claude"

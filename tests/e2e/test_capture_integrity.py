@@ -68,7 +68,9 @@ def test_no_key_or_token_in_the_database_files(mock_anthropic: MockAnthropic, tm
     assert first.startswith("sk-ant-api03…") and first.endswith(tuple("0123456789abcdef")) and "#" in first
 
 
-def test_200_concurrent_requests_then_sigterm_keeps_every_record(mock_anthropic: MockAnthropic, tmp_path: Path):
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_200_concurrent_requests_then_a_signal_keeps_every_record(mock_anthropic: MockAnthropic, tmp_path: Path,
+                                                                   stop_signal: signal.Signals):
     with start_proxy(mock_anthropic.url, tmp_path) as proxy:
 
         async def one(client: httpx.AsyncClient, i: int) -> str:
@@ -86,7 +88,7 @@ def test_200_concurrent_requests_then_sigterm_keeps_every_record(mock_anthropic:
 
         answers = asyncio.run(all_of_them())
         assert len(answers) == 200 and all(answers)
-        assert proxy.stop(signal.SIGTERM) == 0  # right after the last response
+        assert proxy.stop(stop_signal) == 0  # right after the last response
     exchanges = proxy.exchanges()
     assert len(exchanges) == 200
     assert sum(e.is_sse for e in exchanges) == 100
