@@ -95,17 +95,38 @@ def exchange_cost(row: Any) -> Decimal | None:
     return cost(model, tokens_of(row), provider=provider, at=row.started_at)
 
 
-def total(costs: Iterable[Decimal | None]) -> Decimal | None:
-    """Sum; None if any part is unknown (a partial sum would read as the whole)."""
-    result = Decimal(0)
+@dataclass(frozen=True)
+class Total:
+    """A sum of exchange costs that knows how many of them had no price."""
+
+    priced: Decimal
+    unpriced: int = 0
+
+    @property
+    def value(self) -> Decimal | None:
+        """The whole, or None when a part is unknown (a partial sum must not read as the whole)."""
+        return None if self.unpriced else self.priced
+
+
+def total(costs: Iterable[Decimal | Total | None]) -> Total:
+    priced, unpriced = Decimal(0), 0
     for part in costs:
-        if part is None:
-            return None
-        result += part
-    return result
+        if isinstance(part, Total):
+            priced, unpriced = priced + part.priced, unpriced + part.unpriced
+        elif part is None:
+            unpriced += 1
+        else:
+            priced += part
+    return Total(priced, unpriced)
 
 
-def usd(value: Decimal | None) -> str:
+def usd(value: Decimal | Total | None) -> str:
+    """`$0.12`; for a total with unpriced requests the known part and how many are missing."""
+    if isinstance(value, Total):
+        if not value.unpriced:
+            return usd(value.priced)
+        missing = f"{value.unpriced} request{'s' if value.unpriced > 1 else ''} not priced"
+        return f"{usd(value.priced)} + {missing}" if value.priced else f"— ({missing})"
     if value is None:
         return "—"
     if value and abs(value) < Decimal("0.01"):

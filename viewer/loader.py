@@ -44,7 +44,7 @@ class SessionData:
     costs: dict[int, Decimal | None]
 
     @property
-    def total_cost(self) -> Decimal | None:
+    def total_cost(self) -> costs.Total:
         return costs.total(self.costs.values())
 
     def system_of(self, exchange_id: int) -> list[Any]:

@@ -49,7 +49,7 @@ class SessionFilter:
 class SessionPage:
     sessions: list[SessionRow]
     next_cursor: str | None
-    costs: dict[str, Decimal | None] = field(default_factory=dict)
+    costs: dict[str, costs.Total] = field(default_factory=dict)
 
 
 def encode_cursor(row: SessionRow) -> str:
@@ -109,7 +109,7 @@ _COST_COLUMNS = (Exchange.session_id, Exchange.model, Exchange.route, Exchange.s
                  Exchange.response_message)
 
 
-def session_costs(db: Session, session_ids: list[str]) -> dict[str, Decimal | None]:
+def session_costs(db: Session, session_ids: list[str]) -> dict[str, costs.Total]:
     """Cost per session: priced per exchange (long-context tiers apply per request, not per sum)."""
     parts: dict[str, list[Decimal | None]] = {sid: [] for sid in session_ids}
     if not session_ids:

@@ -13,8 +13,18 @@ from .limits import Window
 from .transcript import BlockView, MessageView, RunView, ThreadView, Transcript, TurnView
 
 
-def money(value: Decimal | None) -> str | None:
+def money(value: Decimal | costs.Total | None) -> str | None:
+    """As a string; a total with unpriced parts is None here (see `priced` for the known part)."""
+    if isinstance(value, costs.Total):
+        value = value.value
     return None if value is None else str(value)
+
+
+def priced(value: Decimal | costs.Total | None) -> dict[str, Any]:
+    """The known part of a total and how many requests had no price (a model genai-prices does not know)."""
+    if not isinstance(value, costs.Total):
+        return {}
+    return {"cost_usd_priced": str(value.priced), "unpriced_requests": value.unpriced}
 
 
 def tokens(value: costs.Tokens) -> dict[str, int]:
@@ -30,7 +40,7 @@ def session_summary(row: SessionRow, cost: Decimal | None) -> dict[str, Any]:
         "subagent_runs": row.subagent_runs, "errors": row.error_count, "routed": row.routed_count,
         "tokens": {"input": row.input_tokens, "output": row.output_tokens, "cache_read": row.cache_read_input_tokens,
                    "cache_write": row.cache_creation_input_tokens},
-        "cost_usd": money(cost),
+        "cost_usd": money(cost), **priced(cost),
     }
 
 
@@ -81,7 +91,8 @@ def run(view: RunView) -> dict[str, Any]:
         "agent_id": view.run.agent_id, "link": view.run.link, "tool_use_id": call.id if call else None,
         "subagent_type": view.subagent_type or None, "description": view.description or None,
         "prompt": view.run.prompt, "answer": view.run.answer, "route": view.route,
-        "requests": len(view.exchanges), "tokens": tokens(view.tokens), "cost_usd": money(view.cost),
+        "requests": len(view.exchanges), "tokens": tokens(view.tokens),
+        "cost_usd": money(view.cost), **priced(view.cost),
         "threads": [thread(t) for t in view.threads],
     }
 

@@ -73,7 +73,7 @@ class RunView:
     run: SubagentRun
     threads: list[ThreadView]
     exchanges: list[Exchange]
-    cost: Decimal | None
+    cost: costs.Total
 
     @property
     def dom_id(self) -> str:

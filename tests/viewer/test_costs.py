@@ -59,7 +59,12 @@ def test_unknown_model_or_provider_costs_none() -> None:
     assert costs.cost("gpt-4o", costs.Tokens(10, 10), provider="no-such-provider") is None
     assert costs.cost(None, costs.Tokens(10, 10)) is None
     assert costs.cost(None, costs.Tokens()) == 0
-    assert costs.total([Decimal(1), None]) is None
+    partial = costs.total([Decimal(1), None, Decimal("0.5")])
+    assert partial.value is None  # a partial sum never reads as the whole
+    assert (partial.priced, partial.unpriced) == (Decimal("1.5"), 1)
+    assert costs.usd(partial) == "$1.50 + 1 request not priced"
+    assert costs.usd(costs.total([None, None])) == "— (2 requests not priced)"
+    assert costs.usd(costs.total([Decimal(2)])) == "$2.00" and costs.total([Decimal(2)]).value == Decimal(2)
     assert costs.usd(None) == "—"
 
 
@@ -81,3 +86,21 @@ def test_session_cost_is_the_sum_of_its_requests(engine: Engine, client: TestCli
     sessions = {s["id"]: s for s in client.get("/api/sessions").json()["sessions"]}
     assert Decimal(sessions["sess-cost"]["cost_usd"]) == 2 * one
     assert sessions["sess-unknown"]["cost_usd"] is None
+
+
+def test_a_session_with_an_unpriced_routed_request_shows_the_known_part(engine: Engine, client: TestClient) -> None:
+    from tests.viewer.builders import captured, sse_answer
+
+    headers = [("x-claude-code-session-id", "mixed-cost")]
+    body = {"model": "claude-opus-4-1", "max_tokens": 10, "stream": True, "messages": [user("hi")]}
+    priced = captured(body, headers, 1_790_000_000.0, answer=sse_answer([text("hello")], "claude-opus-4-1"))
+    routed = captured({**body, "messages": [user("review this")]}, [*headers, ("x-claude-code-agent-id", "a1")],
+                      1_790_000_001.0, answer=sse_answer([text("fine")], "claude-opus-4-1"),
+                      route={"rule": "agent_call", "agent": "code-reviewer", "provider": "local", "kind": "ollama",
+                             "model": "no-such-model:1b"})
+    write(engine, [priced, routed])
+    summary = client.get("/api/sessions/mixed-cost").json()["session"]
+    assert summary["cost_usd"] is None  # the whole is unknown
+    assert summary["unpriced_requests"] == 1 and Decimal(summary["cost_usd_priced"]) > 0
+    page = client.get("/sessions/mixed-cost").text
+    assert "+ 1 request not priced" in page

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, Query
@@ -74,7 +75,9 @@ def api_request(exchange_id: int, db: SessionDep) -> dict[str, Any]:
 def api_usage(db: SessionDep, since: date | None = None, until: date | None = None) -> dict[str, Any]:
     """Tokens and cost by day, provider, model and agent (`main`, `subagent`, or a routed agent's name)."""
     rows = queries.usage(db, since, until)
+    # a usage group of a model genai-prices does not know counts all its requests as unpriced
+    everything = costs.total(r.cost if r.cost is not None else costs.Total(Decimal(0), r.requests) for r in rows)
     return {"rows": [{"day": r.day, "provider": r.provider, "model": r.model, "agent": r.agent,
                       "requests": r.requests, "tokens": serialize.tokens(r.tokens), "cost_usd": serialize.money(r.cost)}
                      for r in rows],
-            "total_cost_usd": serialize.money(costs.total(r.cost for r in rows))}
+            "total_cost_usd": serialize.money(everything), **serialize.priced(everything)}
