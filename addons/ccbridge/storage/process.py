@@ -12,6 +12,7 @@ without that, the child notices that its parent is gone, writes what it has and 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import logging
@@ -26,6 +27,7 @@ from ..captured import CapturedExchange
 
 log = logging.getLogger("ccbridge.storage")
 STARTUP_TIMEOUT = 60.0
+HANDOFF_SECONDS = 0.05
 
 
 class WriterProcess:
@@ -38,6 +40,8 @@ class WriterProcess:
         self.written = 0
         self.failed = 0
         self._tokens = itertools.count(1)
+        self._pending: list[CapturedExchange] = []
+        self._handoff: asyncio.TimerHandle | None = None
         self.process = context.Process(
             target=serve, args=(url, batch_size, batch_seconds, self.queue, self.replies, os.getpid()),
             name="ccbridge-writer", daemon=True,
@@ -49,14 +53,31 @@ class WriterProcess:
             raise RuntimeError(f"storage writer did not start: {reply[1] if reply else 'no answer'}")
 
     def submit(self, captured: CapturedExchange) -> None:
-        self.queue.put_nowait(captured)
+        # Handed over in batches: one wake-up of the queue's feeder thread (which pickles while holding the
+        # GIL) per HANDOFF_SECONDS instead of one per exchange, so the proxy's loop is interrupted less.
+        self._pending.append(captured)
+        if self._handoff is None:
+            try:
+                self._handoff = asyncio.get_running_loop().call_later(HANDOFF_SECONDS, self._hand_over)
+            except RuntimeError:  # no loop (tests, tools): hand over at once
+                self._hand_over()
+
+    def _hand_over(self) -> None:
+        self._handoff = None
+        pending, self._pending = self._pending, []
+        if pending:
+            self.queue.put_nowait(pending)
 
     def flush(self, timeout: float = 30.0) -> bool:
+        self._hand_over()
         token = next(self._tokens)
         self.queue.put(("flush", token))
         return self._reply("flushed", timeout, token) is not None
 
     def close(self, timeout: float = 120.0) -> None:
+        if self._handoff is not None:
+            self._handoff.cancel()
+        self._hand_over()
         self.queue.put(None)
         reply = self._reply("closed", timeout)
         if reply is not None:
@@ -114,6 +135,7 @@ def serve(url: str, batch_size: int, batch_seconds: float, inbox: Any, replies: 
             writer.flush()
             replies.put(("flushed", item[1]))
         else:
-            writer.submit(item)
+            for captured in item:
+                writer.submit(captured)
     writer.close()
     replies.put(("closed", writer.written, writer.failed))
