@@ -9,7 +9,9 @@ PROXY_PORT  ?= 8082
 VIEWER_PORT ?= 8083
 UPSTREAM    ?= https://api.anthropic.com
 TOOLS       ?= .tools
-CLAUDE_CODE_VERSION ?= latest
+# the Claude Code CLI version the end-to-end tests were verified with; `make test CLAUDE_CODE_VERSION=latest`
+# tries the newest
+CLAUDE_CODE_VERSION ?= 2.1.329
 PYTEST_ARGS ?=
 
 # The first interpreter that is Python >= 3.12: explicit PYTHON, then the usual names on PATH
@@ -66,7 +68,7 @@ viewer: venv ## Start only the viewer on 127.0.0.1:8083
 	$(VENV)/bin/ccbridge-viewer --host 127.0.0.1 --port $(VIEWER_PORT)
 
 claude-cli: ## Install the Claude Code CLI from npm into .tools/ (used by the end-to-end tests)
-	@[ -x $(TOOLS)/node_modules/.bin/claude ] || npm install --silent --no-fund --no-audit --prefix $(TOOLS) @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION)
+	@$(TOOLS)/node_modules/.bin/claude --version 2>/dev/null | grep -qF "$(CLAUDE_CODE_VERSION) " || npm install --silent --no-fund --no-audit --prefix $(TOOLS) @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION)
 	@$(TOOLS)/node_modules/.bin/claude --version
 
 test: venv claude-cli ## Install everything and run every test
