@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -153,3 +155,40 @@ def test_stalled_upstream_does_not_block_other_requests(tmp_path: Path):
                 next(r.iter_raw())
                 other = httpx.post(f"{proxy.url}/v1/messages", json=body(False), timeout=10)
                 assert other.status_code == 200
+
+
+def writer_children(proxy_pid: int) -> list[int]:
+    """PIDs of the proxy's storage writer processes (multiprocessing children running spawn_main)."""
+    found = []
+    for task in Path(f"/proc/{proxy_pid}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"spawn_main" in cmdline:
+                found.append(int(pid))
+    return found
+
+
+def test_a_killed_writer_process_is_replaced_and_recording_goes_on(mock_anthropic: MockAnthropic, tmp_path: Path):
+    with start_proxy(mock_anthropic.url, tmp_path) as proxy:
+        with httpx.Client(base_url=proxy.url, timeout=30) as client:
+            assert client.post("/v1/messages", json=body(False, "before")).status_code == 200
+            [writer] = writer_children(proxy.pid)
+            os.kill(writer, signal.SIGKILL)  # as the OOM killer would
+            for i in range(20):  # the proxy keeps serving throughout
+                assert client.post("/v1/messages", json=body(i % 2 == 0, f"after {i}")).status_code == 200
+                time.sleep(0.05)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not [p for p in writer_children(proxy.pid) if p != writer]:
+                time.sleep(0.1)
+            assert client.post("/v1/messages", json=body(False, "last")).status_code == 200
+        assert proxy.stop() == 0
+    assert "storage writer process stopped" in proxy.log()
+    stored = {json.loads(rebuilt)["messages"][0]["content"] for rebuilt in rebuilt_bodies(proxy)}
+    assert "last" in stored and {f"after {i}" for i in range(5, 20)} <= stored
+
+
+def rebuilt_bodies(proxy) -> list[str]:
+    from ccbridge.storage.pieces import rebuild_request_body
+
+    with proxy.db() as db:
+        return [json.dumps(rebuild_request_body(db, e)) for e in proxy.exchanges()]
