@@ -16,28 +16,30 @@ from .views import api, request_page, session_page, sessions
 # no plugins, nothing fetched from elsewhere. data: images are the captured image blocks.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-# /docs loads Swagger UI from a CDN and runs an inline script: it gets its own, looser policy.
-DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-            "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-            "img-src 'self' data: https://fastapi.tiangolo.com; "
-            "object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+# /docs is Swagger UI, vendored in static/ like htmx; it sets style attributes, so only its page may.
+DOCS_CSP = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
 
 
 def create_app(engine: Engine, *, password: str | None = None, token: str | None = None,
                loopback_hosts_only: bool = False) -> FastAPI:
     """The viewer over `engine`. With a password or token, every route but /health asks for it."""
     app = FastAPI(title="ccbridge viewer", summary="Claude Code sessions recorded by ccbridge, as threads",
-                  version="0.1.0")
+                  version="0.1.0", docs_url=None, redoc_url=None)
     app.state.engine = engine
     app.state.templates = make_templates()
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     for module in (sessions, session_page, request_page, api):
         app.include_router(module.router)
 
+    @app.get("/docs", include_in_schema=False)
+    def docs(request: Request) -> Response:
+        """The OpenAPI docs, served from the vendored Swagger UI (nothing fetched from elsewhere)."""
+        return request.app.state.templates.TemplateResponse(request, "docs.html")
+
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         response = await call_next(request)
-        docs = request.url.path in ("/docs", "/redoc", "/docs/oauth2-redirect")
+        docs = request.url.path == "/docs"
         response.headers.setdefault("content-security-policy", DOCS_CSP if docs else CSP)
         response.headers.setdefault("x-content-type-options", "nosniff")
         response.headers.setdefault("referrer-policy", "no-referrer")

@@ -226,3 +226,16 @@ def test_xss_vectors_stay_inert(tmp_path: Path, page: Any) -> None:
         page.locator("tr.session-row a").filter(has_text="xss-<img").click()
         page.wait_for_selector("#transcript article.turn")
         assert_inert(page)
+
+
+def test_api_docs_render_from_the_viewer_alone(fixture_server: tuple[str, str], page: Any) -> None:
+    base, _ = fixture_server
+    elsewhere: list[str] = []
+    page.on("request", lambda request: None if request.url.startswith(base) else elsewhere.append(request.url))
+    page.goto(f"{base}/docs")
+    page.wait_for_selector(".opblock-summary-path", timeout=15_000)  # Swagger UI listed the endpoints
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    assert any(p.startswith("/api/sessions") for p in paths)
+    assert page.locator(".title").first.inner_text().startswith("ccbridge viewer")
+    assert elsewhere == []  # nothing fetched from a CDN or anywhere else
+    assert page.evaluate("window.__csp") == []  # the strict policy holds: no inline script needed
