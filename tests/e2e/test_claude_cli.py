@@ -13,12 +13,7 @@ from tests.support.claude_cli import agent_markdown, run_claude
 from tests.support.mock_anthropic import (
     MOCK_TEXT,
     MockAnthropic,
-    MockRequest,
-    Reply,
-    default_reply,
-    has_tool_result,
-    text_reply,
-    tool_use_reply,
+    delegating,
 )
 from tests.support.proxy import ProxyProcess, header
 
@@ -79,20 +74,8 @@ def test_say_hello(claude: Path, mock_anthropic: MockAnthropic, proxy: ProxyProc
     assert not answer.is_subagent
 
 
-def delegate_to_code_reviewer(request: MockRequest) -> Reply:
-    """Main thread: call the Agent tool (foreground); subagent: answer; main thread again: final text."""
-    if request.method != "POST" or request.path != "/v1/messages":
-        return default_reply(request)
-    if request.header("x-claude-code-agent-id"):
-        return text_reply(request, SUBAGENT_TEXT)
-    if has_tool_result(request.json()):
-        return text_reply(request, FINAL_TEXT)
-    return tool_use_reply(request, "Agent", {
-        "description": "Review hello.py",
-        "prompt": "Please review the file hello.py and report any issues. MARKER-PARENT-PROMPT-91c2",
-        "subagent_type": "code-reviewer",
-        "run_in_background": False,
-    })
+delegate_to_code_reviewer = delegating(
+    "Please review the file hello.py and report any issues. MARKER-PARENT-PROMPT-91c2", SUBAGENT_TEXT, FINAL_TEXT)
 
 
 def test_subagent_is_recorded_in_the_parent_session(claude: Path, mock_anthropic: MockAnthropic,

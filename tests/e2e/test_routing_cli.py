@@ -14,10 +14,7 @@ from tests.support.mock_anthropic import (
     MockAnthropic,
     MockRequest,
     Reply,
-    default_reply,
-    has_tool_result,
-    text_reply,
-    tool_use_reply,
+    delegating,
 )
 from tests.support.mock_openai import MockOpenAI, answer, chunk, text_chunks, tool_call, usage
 from tests.support.proxy import ProxyProcess, start_proxy
@@ -32,16 +29,8 @@ REVIEWER = agent_markdown("code-reviewer", "Reviews code for problems. Use it af
 PARENT_PROMPT = "Please review the file hello.py and report any issues. MARKER-PARENT-PROMPT-91c2"
 
 
-def main_thread(request: MockRequest) -> Reply:
-    """Anthropic's side: delegate to code-reviewer, then finish once its result is back."""
-    if request.method != "POST" or request.path != "/v1/messages":
-        return default_reply(request)
-    if request.header("x-claude-code-agent-id"):
-        return text_reply(request, "MOCK-ANTHROPIC-ANSWERED-A-SUBAGENT (routing failed)")
-    if has_tool_result(request.json()):
-        return text_reply(request, FINAL_TEXT)
-    return tool_use_reply(request, "Agent", {"description": "Review hello.py", "prompt": PARENT_PROMPT,
-                                             "subagent_type": "code-reviewer", "run_in_background": False})
+# a subagent request reaching Anthropic would get this answer: routing failed
+main_thread = delegating(PARENT_PROMPT, "MOCK-ANTHROPIC-ANSWERED-A-SUBAGENT (routing failed)", FINAL_TEXT)
 
 
 def text_answer(request: MockRequest) -> Reply:

@@ -266,6 +266,25 @@ def has_tool_result(body: Any) -> bool:
                for m in messages)
 
 
+def delegating(prompt: str, subagent_text: str, final_text: str, *, background: bool = False,
+               subagent_type: str = "code-reviewer") -> Callable[[MockRequest], Reply]:
+    """A handler for a run with one subagent: the main thread calls the Agent tool with `prompt`, the
+    subagent (the request with `x-claude-code-agent-id`) gets `subagent_text`, and the main thread's turn
+    that carries the tool_result gets `final_text`."""
+
+    def handler(request: MockRequest) -> Reply:
+        if request.method != "POST" or request.path != "/v1/messages":
+            return default_reply(request)
+        if request.header("x-claude-code-agent-id"):
+            return text_reply(request, subagent_text)
+        if has_tool_result(request.json()):
+            return text_reply(request, final_text)
+        return tool_use_reply(request, "Agent", {"description": "Review hello.py", "prompt": prompt,
+                                                 "subagent_type": subagent_type, "run_in_background": background})
+
+    return handler
+
+
 def split_every(data: bytes, size: int) -> list[bytes]:
     """`data` cut into pieces of `size` bytes (the last may be shorter)."""
     return [data[i:i + size] for i in range(0, len(data), size)]

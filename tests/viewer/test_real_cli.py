@@ -13,12 +13,7 @@ from fastapi.testclient import TestClient
 from tests.support.claude_cli import agent_markdown, run_claude
 from tests.support.mock_anthropic import (
     MockAnthropic,
-    MockRequest,
-    Reply,
-    default_reply,
-    has_tool_result,
-    text_reply,
-    tool_use_reply,
+    delegating,
 )
 from tests.support.proxy import ProxyProcess
 from viewer.app import create_app
@@ -30,23 +25,11 @@ SUBAGENT_TEXT = "Review complete: hello.py looks fine. MARKER-VIEWER-SUBAGENT"
 REVIEWER = agent_markdown("code-reviewer", "Reviews code for problems.", "You are a meticulous code reviewer.")
 
 
-def delegating(background: bool):  # type: ignore[no-untyped-def]
-    def handler(request: MockRequest) -> Reply:
-        if request.method != "POST" or request.path != "/v1/messages":
-            return default_reply(request)
-        if request.header("x-claude-code-agent-id"):
-            return text_reply(request, SUBAGENT_TEXT)
-        if has_tool_result(request.json()):
-            return text_reply(request, "The reviewer reported back. MARKER-VIEWER-FINAL")
-        return tool_use_reply(request, "Agent", {"description": "Review hello.py", "prompt": PROMPT,
-                                                 "subagent_type": "code-reviewer", "run_in_background": background})
-    return handler
-
-
 @pytest.mark.parametrize("background", [False, True], ids=["foreground", "background"])
 def test_real_cli_session_renders_with_nested_subagent(mock_anthropic: MockAnthropic, proxy: ProxyProcess,
                                                        tmp_path: Path, background: bool) -> None:
-    mock_anthropic.handler = delegating(background)
+    mock_anthropic.handler = delegating(PROMPT, SUBAGENT_TEXT, "The reviewer reported back. MARKER-VIEWER-FINAL",
+                                        background=background)
     result = run_claude("Review hello.py with the code-reviewer agent.", proxy.url, tmp_path=tmp_path,
                         agents={"code-reviewer": REVIEWER}, files={"hello.py": "print('hello')\n"})
     assert result.returncode == 0, result.stderr
