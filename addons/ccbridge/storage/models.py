@@ -4,7 +4,7 @@ A request body of Claude Code is split into content-addressed pieces so that a c
 its whole history every turn costs storage linear in its length, not quadratic:
 
 - `Blob`: one distinct JSON piece (a system block, a tool definition, a message, an answer), stored once,
-  keyed by the SHA-256 of its compact JSON, with every `cache_control` marker removed (the marker moves
+  keyed by a hash of its compact JSON (128 bits of SHA-256), with every `cache_control` marker removed (the marker moves
   forward each turn and would otherwise make every message new). Markers are kept on the exchange.
 - `MessageNode`: the message lists as a prefix tree. A node is (parent node, message); an exchange points
   at the node of its last message, so the ordered message references of a request are the path from the

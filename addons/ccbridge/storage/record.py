@@ -35,7 +35,7 @@ def exchange_defaults() -> dict[str, Any]:
     return values
 
 
-_DEFAULTS = exchange_defaults()
+EXCHANGE_DEFAULTS = exchange_defaults()
 
 
 @dataclass
@@ -81,7 +81,7 @@ def decode_body(data: bytes, content_encoding: str | None) -> tuple[bytes, str |
 
 def build_rows(captured: CapturedExchange, salt: bytes) -> Rows:
     exchange = dict(
-        _DEFAULTS,
+        EXCHANGE_DEFAULTS,
         flow_id=captured.flow_id,
         started_at=when(captured.started_at),
         request_done_at=when(captured.request_done_at),

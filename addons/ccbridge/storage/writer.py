@@ -25,7 +25,7 @@ from .. import redact
 from ..captured import CapturedExchange
 from .models import Blob, Exchange, MessageNode, Meta, RawBody, Session
 from .pieces import raw_row
-from .record import _DEFAULTS, Rows, build_rows, when
+from .record import EXCHANGE_DEFAULTS, Rows, build_rows, when
 
 log = logging.getLogger("ccbridge.storage")
 _STOP = object()
@@ -209,7 +209,7 @@ class Writer:
 def raw_rows(captured: CapturedExchange, salt: bytes) -> Rows:
     """The fallback record: request line, redacted headers and raw bytes, nothing parsed."""
     exchange = dict(
-        _DEFAULTS, flow_id=captured.flow_id, started_at=when(captured.started_at),
+        EXCHANGE_DEFAULTS, flow_id=captured.flow_id, started_at=when(captured.started_at),
         finished_at=when(captured.finished_at), method=captured.method, scheme=captured.scheme,
         host=captured.host, port=captured.port, path=captured.path,
         request_headers=redact.redact_headers(captured.request_headers, salt), status_code=captured.status_code,
