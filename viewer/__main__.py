@@ -48,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     import uvicorn
+
     from ccbridge.storage.db import default_url, open_engine
 
     from .app import create_app

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from ccbridge.storage.models import Blob, Exchange
-from ccbridge.storage.models import Session as SessionRow
 from sqlalchemy import text
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
+
+from ccbridge.storage.models import Blob, Exchange
+from ccbridge.storage.models import Session as SessionRow
 
 from . import costs
 from .threads import ExchangeRecord, SessionThreads, build_threads

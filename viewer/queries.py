@@ -15,10 +15,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from ccbridge.storage.models import Blob, Exchange, MessageNode
-from ccbridge.storage.models import Session as SessionRow
 from sqlalchemy import Text, and_, cast, exists, or_
 from sqlmodel import Session, select
+
+from ccbridge.storage.models import Blob, Exchange, MessageNode
+from ccbridge.storage.models import Session as SessionRow
 
 from . import costs
 from .limits import Window, windows

@@ -11,9 +11,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from ccbridge.storage.db import open_engine
 from fastapi.testclient import TestClient
 
+from ccbridge.storage.db import open_engine
 from tests.viewer.builders import Conversation, big_session, text, user, write
 from viewer.app import create_app
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from ccbridge.storage.pieces import load_blob_texts, load_raw
 
+from ccbridge.storage.pieces import load_blob_texts, load_raw
 from tests.support.mock_anthropic import (
     Cut,
     Gate,

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlmodel import Session, select
+
 from ccbridge.storage.db import open_engine
 from ccbridge.storage.models import Exchange
 from ccbridge.storage.pieces import rebuild_request_body
 from ccbridge.storage.writer import Writer
-from sqlmodel import Session, select
-
 from tests.support.mock_anthropic import MockAnthropic
 from tests.support.processes import stop_process
 from tests.support.proxy import start_proxy

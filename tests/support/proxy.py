@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 from tests.support.processes import stop_process
 
 if TYPE_CHECKING:
-    from ccbridge.storage.models import Exchange
     from sqlmodel import Session
+
+    from ccbridge.storage.models import Exchange
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ADDON = REPO_ROOT / "addons" / "bridge.py"
@@ -70,16 +71,18 @@ class ProxyProcess:
 
     def db(self) -> Session:
         """A SQLModel session on the proxy's storage (read it after `stop()` to see every write)."""
-        from ccbridge.storage.db import open_engine
         from sqlmodel import Session
+
+        from ccbridge.storage.db import open_engine
 
         assert self.db_url, "this mitmdump runs without the ccbridge addon"
         return Session(open_engine(self.db_url))
 
     def exchanges(self) -> list[Exchange]:
         """Every stored exchange in the order they started (stop the proxy first so all writes are flushed)."""
-        from ccbridge.storage.models import Exchange
         from sqlmodel import select
+
+        from ccbridge.storage.models import Exchange
 
         with self.db() as db:
             return list(db.exec(select(Exchange).order_by(Exchange.started_at, Exchange.id)).all())

@@ -3,10 +3,11 @@
 from dataclasses import dataclass, field
 
 import pytest
+from mitmproxy.test import taddons, tflow, tutils
+
 from ccbridge.capture import Capture, Tee, error_kind
 from ccbridge.captured import CapturedExchange
 from ccbridge.config import CaptureConfig, Config
-from mitmproxy.test import taddons, tflow, tutils
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+
 from ccbridge.config import Config, find_config, load_config, parse_config
 from ccbridge.errors import ConfigError
 

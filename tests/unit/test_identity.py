@@ -3,9 +3,9 @@
 import json
 
 import pytest
+
 from ccbridge.identity import identify, project_dir, session_from_user_id
 from ccbridge.ratelimits import parse_unified
-
 from tests.fixtures import all_requests
 
 POSTS = [(n, r) for n, r in all_requests() if r["method"] == "POST"]

@@ -3,8 +3,8 @@
 import copy
 
 import pytest
-from ccbridge.storage.pieces import assemble, decompose, is_decomposable, message_nodes, strip_cache_marks
 
+from ccbridge.storage.pieces import assemble, decompose, is_decomposable, message_nodes, strip_cache_marks
 from tests.fixtures import all_requests
 
 MESSAGE_REQUESTS = [(name, r["body"]) for name, r in all_requests() if is_decomposable(r["body"])]

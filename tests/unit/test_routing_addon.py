@@ -15,15 +15,15 @@ from typing import Any
 
 import httpx
 import pytest
+from mitmproxy import http
+from mitmproxy.test import tflow, tutils
+
 from ccbridge.capture import META_PROVIDER_REQUEST, META_PROVIDER_RESPONSE, META_ROUTE, Capture
 from ccbridge.captured import CapturedExchange
 from ccbridge.config import Config, parse_config
 from ccbridge.routing.addon import META_TOKEN, Routing
 from ccbridge.routing.sidecar import TOKEN_HEADER, RoutedRequest, Sidecar
 from ccbridge.sse import parse_events
-from mitmproxy import http
-from mitmproxy.test import tflow, tutils
-
 from tests.fixtures import FIXTURES, VERSIONS, captured_requests
 from tests.support.mock_anthropic import message_events, tool_use_block
 from tests.support.mock_openai import MockOpenAI, Pause, chunk

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from ccbridge.errors import ConfigError
 from ccbridge.routing.settings import ROUTING_KEYS, Route, parse_env_mappings, parse_routing
 

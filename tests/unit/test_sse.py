@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from ccbridge.sse import SSEParser, assemble_message, parse_events
 
 

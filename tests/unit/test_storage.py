@@ -4,14 +4,14 @@ import json
 import time
 
 import pytest
+from sqlmodel import Session, select
+
 from ccbridge.captured import CapturedExchange
 from ccbridge.storage.db import open_engine
 from ccbridge.storage.models import Blob, Exchange, MessageNode
 from ccbridge.storage.models import Session as CCSession
 from ccbridge.storage.pieces import load_raw, message_refs_of, rebuild_request_body
 from ccbridge.storage.writer import Writer
-from sqlmodel import Session, select
-
 from tests.fixtures import all_requests, fixture_files
 
 REQUESTS = all_requests()

@@ -7,6 +7,7 @@ import json
 import httpx
 import openai
 import pytest
+
 from ccbridge.sse import parse_events
 from ccbridge.translate.errors import anthropic_error, context_length_message, error_for_exception, error_frame
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ccbridge.routing.capabilities import ModelCapabilities, capabilities_for
+
+from ccbridge.translate.capabilities import ModelCapabilities, capabilities_for
 from ccbridge.translate.request import (
     IMAGE_ATTACHED,
     NO_RESULT,

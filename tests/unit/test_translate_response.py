@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+
 from ccbridge.translate.response import IncompleteAnswer, to_anthropic_message
 from ccbridge.translate.stream import StreamTranslator
 

@@ -8,6 +8,7 @@ from typing import Any
 import anthropic
 import httpx2
 import pytest
+
 from ccbridge.sse import parse_events
 from ccbridge.translate.stream import EMPTY_REPLY, StreamTranslator
 

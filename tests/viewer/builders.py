@@ -11,10 +11,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ccbridge.captured import CapturedExchange
-from ccbridge.storage.writer import Writer
 from sqlalchemy.engine import Engine
 
+from ccbridge.captured import CapturedExchange
+from ccbridge.storage.writer import Writer
 from tests.fixtures import captured_requests
 from tests.support.mock_anthropic import message_events, sse_event
 

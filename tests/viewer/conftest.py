@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ccbridge.storage.db import open_engine
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
+from ccbridge.storage.db import open_engine
 from tests.fixtures import fixture_files
 from tests.viewer.builders import fixture_captures, write
 from viewer.app import create_app

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ccbridge.storage.db import open_engine
 
+from ccbridge.storage.db import open_engine
 from tests.fixtures import fixture_files
 from tests.viewer.browser import CHROMIUM_ARGS, chromium_path, viewer_server
 from tests.viewer.builders import Conversation, fixture_captures, text, tool_result, tool_use, user, write

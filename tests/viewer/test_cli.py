@@ -9,13 +9,13 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session, select
+
 from ccbridge import cli
 from ccbridge.storage.db import open_engine
 from ccbridge.storage.models import Blob, Exchange, MessageNode, RawBody
 from ccbridge.storage.models import Session as SessionRow
 from ccbridge.storage.pieces import rebuild_request_body
-from sqlmodel import Session, select
-
 from tests.viewer.builders import Conversation, text, user, write
 
 REPO = Path(__file__).resolve().parents[2]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from bs4 import BeautifulSoup
-from ccbridge.storage.db import open_engine
 from fastapi.testclient import TestClient
 
+from ccbridge.storage.db import open_engine
 from tests.support.claude_cli import agent_markdown, run_claude
 from tests.support.mock_anthropic import (
     MockAnthropic,

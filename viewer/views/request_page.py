@@ -8,12 +8,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ccbridge import sse
-from ccbridge.storage.models import Exchange
-from ccbridge.storage.pieces import load_blob_texts, load_raw, rebuild_request_body
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from sqlmodel import Session
+
+from ccbridge import sse
+from ccbridge.storage.models import Exchange
+from ccbridge.storage.pieces import load_blob_texts, load_raw, rebuild_request_body
 
 from .. import costs, render
 from ..deps import SessionDep, TemplatesDep

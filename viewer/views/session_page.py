@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
-from ccbridge.storage.models import Exchange
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse
 from sqlalchemy import func
 from sqlmodel import Session, select
+
+from ccbridge.storage.models import Exchange
 
 from .. import export, queries, serialize
 from ..deps import SessionDep, TemplatesDep

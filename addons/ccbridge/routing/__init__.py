@@ -10,8 +10,8 @@ from ccbridge.routing.agents import (
     parse_agent_file,
     recognise_agent,
 )
-from ccbridge.routing.capabilities import ModelCapabilities, capabilities_for
 from ccbridge.routing.settings import ROUTING_KEYS, Provider, Route, RoutingSettings, parse_routing
+from ccbridge.translate.capabilities import ModelCapabilities, capabilities_for
 
 __all__ = [
     "ROUTING_KEYS",

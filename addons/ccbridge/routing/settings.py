@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ccbridge.errors import ConfigError
-from ccbridge.routing.capabilities import PROVIDER_KINDS, ModelCapabilities, capabilities_for, parse_override
+from ccbridge.translate.capabilities import PROVIDER_KINDS, ModelCapabilities, capabilities_for, parse_override
 
 ROUTING_KEYS = ("providers", "subagents", "models", "capabilities", "routing")
 ENV_MAPPINGS = "SUBAGENT_MAPPINGS"

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ccbridge.identity import BILLING_PREFIX
-from ccbridge.routing.capabilities import EFFORT_SCALE, ModelCapabilities
+from ccbridge.translate.capabilities import EFFORT_SCALE, ModelCapabilities
 
 NO_RESULT = "[no result recorded for this tool call]"
 NO_VISION = "[image omitted: this model cannot see images]"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from ccbridge.errors import ConfigError
-from ccbridge.routing.capabilities import capabilities_for, parse_override
+from ccbridge.translate.capabilities import capabilities_for, parse_override
 
 
 @pytest.mark.parametrize(
