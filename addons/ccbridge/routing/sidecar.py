@@ -1,7 +1,7 @@
 """The in-process server that answers routed requests from an OpenAI-compatible provider.
 
-Why a server (the notes' "Alternative B") and not a rewrite of the flow to the provider with the SSE
-translated in a `flow.response.stream` callable ("Alternative A"): the provider must be called with the
+Why a server and not a rewrite of the flow to the provider with the SSE translated in a
+`flow.response.stream` callable: the provider must be called with the
 official `openai` SDK (typed errors, retries off, its chunk parsing), which owns its HTTP connection, and
 mitmproxy cannot stream a response an addon makes up (`Response.make` is sent in one piece). So the routing
 addon points the flow at this server, which runs on mitmproxy's own event loop; mitmproxy relays its
@@ -10,25 +10,26 @@ A server also has what a stream callable lacks: it can still choose the status a
 fails before the first byte (or fall back to Anthropic), and it can send `ping`s on a timer while the
 provider is silent (a callable only runs when bytes arrive).
 
-Connections are kept alive (a `Connection: close` here would close Claude Code's connection too). While
-an answer is being written mitmproxy sends nothing, so the connection closing then means the client left,
-and the provider request is cancelled.
+This module answers; `server.py` speaks HTTP. A client that leaves mid-answer cancels the answer, and with it
+the provider request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import http
 import json
 import logging
 import secrets
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import h11
+
 from ccbridge.routing.provider import PROVIDER_ERRORS, AnthropicRelay, ProviderClients, forwardable, provider_error_body
+from ccbridge.routing.server import HttpServer, ResponseWriter
 from ccbridge.routing.settings import Provider, Route
 from ccbridge.translate import (
     IncompleteAnswer,
@@ -45,9 +46,7 @@ log = logging.getLogger("ccbridge.routing")
 
 TOKEN_HEADER = "x-ccbridge-route"
 REGISTRY_TTL = 120.0  # seconds a routed request may take to reach the sidecar
-IDLE_TIMEOUT = 300.0  # a connection with no request for this long is closed
-MAX_REQUESTS_PER_CONNECTION = 100_000
-MAX_HEAD = 1024 * 1024
+_TOKEN_NAME = TOKEN_HEADER.encode()  # h11 hands header names over lower-cased, as bytes
 SSE_HEADERS = (("content-type", "text/event-stream; charset=utf-8"), ("cache-control", "no-cache"))
 _STATUS_OF_ERROR = {"invalid_request_error": 400, "not_found_error": 404, "rate_limit_error": 429,
                     "timeout_error": 504, "overloaded_error": 529}
@@ -73,48 +72,8 @@ class RoutedRequest:
     registered_at: float = field(default_factory=time.monotonic)
 
 
-class HttpOut:
-    """Writes one HTTP/1.1 response: whole, or chunked with each piece flushed at once."""
-
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
-        self.writer = writer
-        self.started = False
-
-    async def start(self, status: int, headers: Iterable[tuple[str, str]]) -> None:
-        self._head(status, [*headers, ("transfer-encoding", "chunked")])
-        await self.writer.drain()
-
-    async def chunk(self, data: bytes) -> None:
-        if data:  # an empty chunk would end the body
-            self.writer.write(b"%x\r\n%b\r\n" % (len(data), data))
-            await self.writer.drain()
-
-    async def end(self) -> None:
-        self.writer.write(b"0\r\n\r\n")
-        await self.writer.drain()
-
-    async def whole(self, status: int, headers: Iterable[tuple[str, str]], body: bytes) -> None:
-        self._head(status, [*headers, ("content-length", str(len(body)))])
-        self.writer.write(body)
-        await self.writer.drain()
-
-    async def json(self, status: int, headers: Mapping[str, str], data: Any) -> None:
-        body = json.dumps(data, ensure_ascii=False).encode()
-        extra = [(k, v) for k, v in headers.items() if k.lower() != "content-type"]
-        await self.whole(status, [("content-type", "application/json"), *extra], body)
-
-    def _head(self, status: int, headers: list[tuple[str, str]]) -> None:
-        self.started = True
-        try:
-            reason = http.HTTPStatus(status).phrase
-        except ValueError:
-            reason = "Overloaded" if status == 529 else "Unknown"
-        lines = [f"HTTP/1.1 {status} {reason}", *(f"{k}: {v}" for k, v in headers), "", ""]
-        self.writer.write("\r\n".join(lines).encode("latin-1"))
-
-
 class Sidecar:
-    """The server and the answering: provider call, translation, pings, errors, fallback."""
+    """Routed requests waiting for mitmproxy, and their answers: provider call, translation, pings, fallback."""
 
     def __init__(self, *, ping_interval: float, timeout: float) -> None:
         self.clients = ProviderClients()
@@ -122,35 +81,20 @@ class Sidecar:
         self.ping_interval = ping_interval  # both may change while running (new config)
         self.timeout = timeout
         self._pending: dict[str, RoutedRequest] = {}
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._connections: set[asyncio.StreamWriter] = set()
+        self._server = HttpServer(self._handle)
 
     # --- lifecycle and registry ---------------------------------------------------------------------
 
     @property
     def port(self) -> int | None:
-        if self._server is None or not self._server.sockets:
-            return None
-        return int(self._server.sockets[0].getsockname()[1])
+        return self._server.port
 
     async def start(self, host: str = "127.0.0.1") -> None:
-        self._server = await asyncio.start_server(self._serve, host, 0, limit=MAX_HEAD)
+        await self._server.start(host)
 
     async def stop(self) -> None:
         """Stop listening; close every connection (answers in progress end as if the client left)."""
-        if self._server is not None:
-            self._server.close()
-        for writer in list(self._connections):
-            writer.close()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=5)
-        for task in list(self._tasks):
-            task.cancel()
-        if self._server is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 5)
-            self._server = None
+        await self._server.stop()
         await self.clients.aclose()
         await self.relay.aclose()
 
@@ -167,62 +111,23 @@ class Sidecar:
         if token:
             self._pending.pop(token, None)
 
-    # --- one connection -----------------------------------------------------------------------------
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """One connection from mitmproxy: requests one after another (keep-alive), each answered in full."""
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)  # type: ignore[arg-type]
-        self._connections.add(writer)
+    async def _handle(self, request: h11.Request, out: ResponseWriter) -> None:
+        """Answer the routed request whose token the request carries."""
+        token = next((value for name, value in request.headers if name == _TOKEN_NAME), b"")
+        routed = self._pending.pop(token.decode("latin-1"), None)
+        if routed is None:
+            body = error_body("not_found_error", "ccbridge: unknown or expired routed request")
+            await out.json(404, {}, body)
+            return
         try:
-            for _ in range(MAX_REQUESTS_PER_CONNECTION):
-                try:
-                    headers = await asyncio.wait_for(_read_request(reader), IDLE_TIMEOUT)
-                except (asyncio.IncompleteReadError, TimeoutError):
-                    return  # closed or idle between requests
-                out = HttpOut(writer)
-                routed = self._pending.pop(headers.get(TOKEN_HEADER, ""), None)
-                if routed is None:
-                    body = error_body("not_found_error", "ccbridge: unknown or expired routed request")
-                    await out.json(404, {}, body)
-                elif not await self._answer_until_disconnect(routed, reader, out):
-                    return
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
-            pass  # mitmproxy went away or sent something we cannot read
+            await self.answer(routed, out)
         except asyncio.CancelledError:
-            pass  # shutting down; this task is the connection's own, nobody waits for its result
-        except Exception:
-            log.exception("ccbridge: routed request failed in the sidecar")
-        finally:
-            if task is not None:
-                self._tasks.discard(task)  # type: ignore[arg-type]
-            self._connections.discard(writer)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-
-    async def _answer_until_disconnect(self, routed: RoutedRequest, reader: asyncio.StreamReader,
-                                       out: HttpOut) -> bool:
-        """Answer, cancelling the answer if the connection closes meanwhile; False: close the connection."""
-        answer = asyncio.ensure_future(self.answer(routed, out))
-        gone = asyncio.ensure_future(reader.read(1))  # mitmproxy sends nothing more until the answer is complete
-        try:
-            await asyncio.wait({answer, gone}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if not answer.done():  # the client disconnected (or we are shutting down)
-                routed.info["client_disconnected"] = True
-                answer.cancel()
-            gone.cancel()
-            with contextlib.suppress(asyncio.CancelledError, OSError):
-                await gone  # its result does not matter: only that it came
-        with contextlib.suppress(asyncio.CancelledError):
-            await answer  # raises what the answer raised
-        return gone.cancelled() and not answer.cancelled()
+            routed.info["client_disconnected"] = True  # or we are stopping: either way nobody reads the rest
+            raise
 
     # --- answering ----------------------------------------------------------------------------------
 
-    async def answer(self, routed: RoutedRequest, out: HttpOut) -> None:
+    async def answer(self, routed: RoutedRequest, out: ResponseWriter) -> None:
         """Answer one routed request on `out`, as the Anthropic API would."""
         create = self.clients.client(routed.provider, self.timeout).chat.completions.create
         try:
@@ -249,7 +154,7 @@ class Sidecar:
         else:
             await self._whole(routed, result, out)
 
-    async def _stream(self, routed: RoutedRequest, stream: Any, out: HttpOut) -> None:
+    async def _stream(self, routed: RoutedRequest, stream: Any, out: ResponseWriter) -> None:
         translator = StreamTranslator(
             routed.requested_model, routed.message_id, input_tokens_estimate=routed.input_tokens_estimate,
             stop_sequences=_stop_sequences(routed.body),
@@ -302,7 +207,7 @@ class Sidecar:
         routed.info["stop_reason"] = translator.message["stop_reason"]
         await out.end()
 
-    async def _whole(self, routed: RoutedRequest, completion: Any, out: HttpOut) -> None:
+    async def _whole(self, routed: RoutedRequest, completion: Any, out: ResponseWriter) -> None:
         routed.provider_response += completion.to_json(indent=None).encode()
         try:
             message = to_anthropic_message(
@@ -317,7 +222,7 @@ class Sidecar:
         routed.info["stop_reason"] = message["stop_reason"]
         await out.json(200, _request_id(), message)
 
-    async def relay_to_anthropic(self, routed: RoutedRequest, out: HttpOut) -> None:
+    async def relay_to_anthropic(self, routed: RoutedRequest, out: ResponseWriter) -> None:
         """Send the original request where it was going and pass the answer on byte for byte."""
         routed.info["fell_back"] = True
         body, headers = routed.raw_body, routed.upstream_headers
@@ -339,31 +244,6 @@ class Sidecar:
                 raise  # cut the answer: the client sees a broken stream, as it would from Anthropic
             status, headers_out, error = anthropic_error(None, str(exc) or type(exc).__name__, provider="Anthropic")
             await out.json(status, headers_out, error)
-
-
-async def _read_request(reader: asyncio.StreamReader) -> dict[str, str]:
-    """Read (and drop) one HTTP/1.1 request; return its headers, names lower-cased."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if sep:
-            headers[name.strip().lower()] = value.strip()
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        for _ in range(1_000_000):
-            size = int((await reader.readuntil(b"\r\n")).split(b";")[0].strip() or b"0", 16)
-            await reader.readexactly(size + 2)  # the data and its CRLF (for the last chunk: the final CRLF)
-            if size == 0:
-                break
-    else:
-        await reader.readexactly(int(headers.get("content-length") or 0))
-    return headers
-
-
-async def _until_eof(reader: asyncio.StreamReader) -> None:
-    while await reader.read(65536):
-        pass
 
 
 def _request_id() -> dict[str, str]:
