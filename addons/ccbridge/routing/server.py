@@ -129,6 +129,8 @@ class HttpServer:
             await _refuse(connection, writer, exc)
         except (ConnectionError, asyncio.CancelledError):
             pass  # mitmproxy went away, or we are stopping; nobody waits for this task's result
+        except Exception:
+            log.exception("ccbridge: the routing server failed on a connection")
         finally:
             del self._connections[task]
             writer.close()
