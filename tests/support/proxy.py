@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ADDON = REPO_ROOT / "addons" / "bridge.py"
-STARTUP_TIMEOUT = 20.0
+STARTUP_TIMEOUT = 60.0
 _LISTENING = re.compile(rb"listening at (?:127\.0\.0\.1|\[?::1\]?|localhost):(\d+)")
 
 
