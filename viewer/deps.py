@@ -13,6 +13,8 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from ccbridge import claude_code
+
 from . import costs, render
 from .messages import split_reminders
 
@@ -49,7 +51,8 @@ def make_templates() -> Jinja2Templates:
         markdown=render.markdown, usd=costs.usd, pretty_json=render.pretty_json, shorten=render.shorten,
         tokens=lambda n: f"{n or 0:,}", path=lambda v: quote(str(v), safe=""),
     )
-    env.globals.update(htmx_js=HTMX_JS, split_reminders=split_reminders, image_ok=image_ok, edit_diff=edit_diff)
+    env.globals.update(htmx_js=HTMX_JS, split_reminders=split_reminders, image_ok=image_ok, edit_diff=edit_diff,
+                       claude_code=claude_code)
     return templates
 
 

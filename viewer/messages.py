@@ -11,10 +11,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ccbridge.claude_code import DELEGATION_TOOLS
+
 Message = Mapping[str, Any]
 Block = Mapping[str, Any]
 
-AGENT_TOOLS = ("Agent", "Task")  # the delegation tool: `Agent` in current CLIs, `Task` in older ones
 _REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>\s*", re.S)
 _VOLATILE = ("cache_control",)
 
@@ -114,7 +115,7 @@ def first_prompt(messages: list[Message]) -> str:
 
 
 def is_agent_call(block: Block) -> bool:
-    return block.get("type") == "tool_use" and block.get("name") in AGENT_TOOLS
+    return block.get("type") == "tool_use" and block.get("name") in DELEGATION_TOOLS
 
 
 def tool_input(block: Block) -> Mapping[str, Any]:

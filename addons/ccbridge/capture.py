@@ -10,21 +10,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any, Protocol
 
 from mitmproxy import http
 
 from .captured import CapturedExchange
-from .config import Config
+from .flow_meta import META_CAPTURED, META_PROVIDER_REQUEST, META_PROVIDER_RESPONSE, META_ROUTE
 
 log = logging.getLogger("ccbridge.capture")
-
-META = "ccbridge_captured"
-# Set by other ccbridge addons (routing) on flows they answer, copied into the record here.
-META_ROUTE = "ccbridge_route"
-META_PROVIDER_REQUEST = "ccbridge_provider_request"
-META_PROVIDER_RESPONSE = "ccbridge_provider_response"
 
 StreamFn = Callable[[bytes], Iterable[bytes] | bytes]
 
@@ -87,9 +81,15 @@ class Tee:
 
 
 class Recorder(Protocol):
-    """Where captures go (the Runtime, or a test double)."""
+    """Where captures go (the Runtime, or a test double), with what config.yaml's `capture` section sets."""
 
-    config: Config
+    @property
+    def capture_hosts(self) -> Collection[str]:
+        """The hosts recorded in explicit-proxy mode, lower-case (reverse mode records every host)."""
+
+    @property
+    def max_body_bytes(self) -> int:
+        """How much of one response body is kept; the rest still reaches the client."""
 
     def submit(self, captured: CapturedExchange) -> None: ...
 
@@ -105,14 +105,14 @@ class Capture:
         mode = getattr(flow.client_conn.proxy_mode, "type_name", "regular")
         if mode == "reverse":
             return True
-        return flow.request.pretty_host.lower() in self.recorder.config.capture.hosts
+        return flow.request.pretty_host.lower() in self.recorder.capture_hosts
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         try:
             if not self.wanted(flow):
                 return
             request = flow.request
-            flow.metadata[META] = CapturedExchange(
+            flow.metadata[META_CAPTURED] = CapturedExchange(
                 flow_id=flow.id,
                 started_at=request.timestamp_start,
                 method=request.method,
@@ -129,13 +129,13 @@ class Capture:
             log.exception("ccbridge: could not start recording flow %s", flow.id)
 
     def request(self, flow: http.HTTPFlow) -> None:
-        captured: CapturedExchange | None = flow.metadata.get(META)
+        captured: CapturedExchange | None = flow.metadata.get(META_CAPTURED)
         if captured is not None:
             captured.request_body = flow.request.raw_content
             captured.request_done_at = flow.request.timestamp_end
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        captured: CapturedExchange | None = flow.metadata.get(META)
+        captured: CapturedExchange | None = flow.metadata.get(META_CAPTURED)
         if captured is None or flow.response is None:
             return
         try:
@@ -144,13 +144,12 @@ class Capture:
             captured.response_headers = list(response.headers.items(multi=True))
             captured.first_byte_at = response.timestamp_start
             inner = response.stream if callable(response.stream) else None
-            limit = int(self.recorder.config.capture.max_body_mb * 1024 * 1024)
-            response.stream = Tee(captured, limit, inner)
+            response.stream = Tee(captured, self.recorder.max_body_bytes, inner)
         except Exception:
             log.exception("ccbridge: could not stream flow %s", flow.id)
 
     def response(self, flow: http.HTTPFlow) -> None:
-        captured: CapturedExchange | None = flow.metadata.pop(META, None)
+        captured: CapturedExchange | None = flow.metadata.pop(META_CAPTURED, None)
         if captured is None:
             return
         try:
@@ -168,7 +167,7 @@ class Capture:
             log.exception("ccbridge: could not record flow %s", flow.id)
 
     def error(self, flow: http.HTTPFlow) -> None:
-        captured: CapturedExchange | None = flow.metadata.pop(META, None)
+        captured: CapturedExchange | None = flow.metadata.pop(META_CAPTURED, None)
         if captured is None:
             return
         try:

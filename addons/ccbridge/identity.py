@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-BILLING_PREFIX = "x-anthropic-billing-header:"
+from .claude_code import AGENT_HEADER, BILLING_PREFIX, PARENT_AGENT_HEADER, SESSION_HEADER, SUBAGENT_MARK
+
 _LEGACY_SESSION = re.compile(r"_session_([0-9a-fA-F-]{8,})$")
 _CLIENT = re.compile(r"^claude-cli/(\S+)")
 _WORKDIR = re.compile(r"(?:Primary working directory|Working directory):\s*(\S[^\n]*)")
@@ -64,14 +65,14 @@ def client_version(user_agent: str | None) -> str | None:
 
 
 def identify(headers: Mapping[str, str], body: Any) -> Identity:
-    """`headers` must be case-insensitive (mitmproxy's Headers, or lower-cased keys)."""
+    """Who sent a request; `headers` must be case-insensitive (mitmproxy's `Headers` or a `HeaderView`)."""
     parsed = isinstance(body, dict)
     body = body if parsed else {}
-    session_id, source = headers.get("x-claude-code-session-id") or None, "header"
+    session_id, source = headers.get(SESSION_HEADER) or None, "header"
     if not session_id:
         metadata = body.get("metadata")
         session_id, source = session_from_user_id(metadata.get("user_id") if isinstance(metadata, dict) else None)
-    agent_id = headers.get("x-claude-code-agent-id") or None
+    agent_id = headers.get(AGENT_HEADER) or None
     billing = billing_block(body) or ""
     user_agent = headers.get("user-agent")
     model = body.get("model")
@@ -80,8 +81,8 @@ def identify(headers: Mapping[str, str], body: Any) -> Identity:
         session_id=session_id,
         session_source=source if session_id else None,
         agent_id=agent_id,
-        parent_agent_id=headers.get("x-claude-code-parent-agent-id") or None,
-        is_subagent=bool(agent_id) or "cc_is_subagent=true" in billing,
+        parent_agent_id=headers.get(PARENT_AGENT_HEADER) or None,
+        is_subagent=bool(agent_id) or SUBAGENT_MARK in billing,
         client_version=client_version(user_agent),
         user_agent=user_agent,
         model=model if isinstance(model, str) else None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 
-from mitmproxy import exceptions
+from mitmproxy import ctx, exceptions
 
 from .captured import CapturedExchange
 from .config import Config, load_config
@@ -37,8 +37,6 @@ class Runtime:
     def configure(self, updated: set[str]) -> None:
         if not updated & set(OPTIONS) and self.writer is not None:
             return
-        from mitmproxy import ctx
-
         try:
             config = load_config(ctx.options.ccbridge_config or None)
         except ConfigError as exc:
@@ -60,6 +58,14 @@ class Runtime:
             self.storage_url = url
             log.info("ccbridge: recording to %s", shown)
         self.config = config
+
+    @property
+    def capture_hosts(self) -> tuple[str, ...]:
+        return self.config.capture.hosts
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.config.capture.max_body_mb * 1024 * 1024)
 
     def submit(self, captured: CapturedExchange) -> None:
         if self.writer is None:

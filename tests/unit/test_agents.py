@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from ccbridge.headers import HeaderView
+from ccbridge.identity import Identity, identify
 from ccbridge.routing.agents import (
     AgentCall,
     AgentDefinition,
@@ -32,6 +34,15 @@ def exchanges(version: str, scenario: str) -> list[dict[str, Any]]:
 
 def headers_of(exchange: dict[str, Any]) -> dict[str, str]:
     return dict(exchange["headers"])
+
+
+def sender(headers: dict[str, str], body: dict[str, Any]) -> Identity:
+    """Who sent a request, as the routing addon works it out once per flow."""
+    return identify(HeaderView(headers.items()), body)
+
+
+def sender_of(exchange: dict[str, Any]) -> Identity:
+    return sender(headers_of(exchange), exchange["body"])
 
 
 def is_subagent_exchange(exchange: dict[str, Any]) -> bool:
@@ -151,16 +162,16 @@ def test_agent_calls_in_a_response_message_including_old_task_tool() -> None:
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_rule_1_the_parents_agent_call(version: str, scenario: str) -> None:
     subagent = next(x for x in exchanges(version, scenario) if is_subagent_exchange(x))
-    found = recognise_agent(subagent["body"], headers_of(subagent), parent_calls(version, scenario), [OTHER])
-    assert found == Recognition("code-reviewer", "agent_call", True)
+    found = recognise_agent(subagent["body"], sender_of(subagent), parent_calls(version, scenario), [OTHER])
+    assert found == Recognition("code-reviewer", "agent_call")
 
 
 @pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_rule_2_the_agent_files_prompt(version: str, scenario: str) -> None:
     subagent = next(x for x in exchanges(version, scenario) if is_subagent_exchange(x))
-    found = recognise_agent(subagent["body"], headers_of(subagent), [], [OTHER, REVIEWER])
-    assert found == Recognition("code-reviewer", "system_prompt", True)
+    found = recognise_agent(subagent["body"], sender_of(subagent), [], [OTHER, REVIEWER])
+    assert found == Recognition("code-reviewer", "system_prompt")
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -168,20 +179,21 @@ def test_rule_2_the_agent_files_prompt(version: str, scenario: str) -> None:
 def test_parent_requests_are_not_subagents(version: str, scenario: str) -> None:
     for exchange in exchanges(version, scenario):
         if not is_subagent_exchange(exchange):
-            found = recognise_agent(exchange["body"], headers_of(exchange), parent_calls(version, scenario), [REVIEWER])
+            found = recognise_agent(exchange["body"], sender_of(exchange), parent_calls(version, scenario), [REVIEWER])
             assert found == Recognition()
 
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_unknown_subagent_is_still_a_subagent(version: str) -> None:
     subagent = next(x for x in exchanges(version, "subagent") if is_subagent_exchange(x))
-    assert recognise_agent(subagent["body"], headers_of(subagent), [], [OTHER]) == Recognition(is_subagent=True)
+    assert sender_of(subagent).is_subagent
+    assert recognise_agent(subagent["body"], sender_of(subagent), [], [OTHER]) == Recognition()
 
 
 def test_billing_flag_alone_marks_a_subagent() -> None:
     subagent = next(x for x in exchanges("2.1.197", "subagent") if is_subagent_exchange(x))
     headers = {k: v for k, v in headers_of(subagent).items() if k.lower() != "x-claude-code-agent-id"}
-    assert recognise_agent(subagent["body"], headers, [], [REVIEWER]).name == "code-reviewer"
+    assert recognise_agent(subagent["body"], sender(headers, subagent["body"]), [], [REVIEWER]).name == "code-reviewer"
 
 
 def test_agent_prompt_quoted_in_a_non_subagent_request_is_ignored() -> None:
@@ -192,7 +204,7 @@ def test_agent_prompt_quoted_in_a_non_subagent_request_is_ignored() -> None:
         ],
         "messages": [{"role": "user", "content": "Review this transcript."}],
     }
-    assert recognise_agent(body, {}, [], [REVIEWER]) == Recognition()
+    assert recognise_agent(body, sender({}, body), [], [REVIEWER]) == Recognition()
 
 
 def built_in_subagent_request(prompt: str) -> dict[str, Any]:
@@ -225,20 +237,21 @@ def test_built_in_agent_is_recognised_only_by_its_call() -> None:
     ]
     body = built_in_subagent_request(prompt)
     headers = {"X-Claude-Code-Agent-Id": "a0123456789abcdef"}
-    assert recognise_agent(body, headers, calls, [REVIEWER]) == Recognition("Explore", "agent_call", True)
-    assert recognise_agent(body, headers, calls[:1], [REVIEWER]) == Recognition(is_subagent=True)
+    assert recognise_agent(body, sender(headers, body), calls, [REVIEWER]) == Recognition("Explore", "agent_call")
+    assert recognise_agent(body, sender(headers, body), calls[:1], [REVIEWER]) == Recognition()
 
 
 def test_the_latest_call_wins_when_a_prompt_is_reused() -> None:
     calls = [AgentCall("t1", "Plan", "Same prompt."), AgentCall("t2", "Explore", "Same prompt.")]
-    found = recognise_agent(built_in_subagent_request("Same prompt."), {"x-claude-code-agent-id": "a1"}, calls, [])
+    body = built_in_subagent_request("Same prompt.")
+    found = recognise_agent(body, sender({"x-claude-code-agent-id": "a1"}, body), calls, [])
     assert found.name == "Explore"
 
 
 def test_longest_matching_agent_prompt_wins() -> None:
     short = AgentDefinition(name="short", prompt="You are a meticulous code reviewer.")
     subagent = next(x for x in exchanges("2.1.329", "subagent") if is_subagent_exchange(x))
-    assert recognise_agent(subagent["body"], headers_of(subagent), [], [short, REVIEWER]).name == "code-reviewer"
+    assert recognise_agent(subagent["body"], sender_of(subagent), [], [short, REVIEWER]).name == "code-reviewer"
 
 
 # --- memory -------------------------------------------------------------------------------------------
@@ -251,12 +264,12 @@ def test_memory_routes_later_turns_of_the_same_agent_like_the_first(version: str
     session = headers_of(parent)["X-Claude-Code-Session-Id"]
     memory.remember_calls(session, parent_calls(version, "subagent-sync"))
     subagent = next(x for x in rest if is_subagent_exchange(x))
-    assert memory.recognise(subagent["body"], headers_of(subagent), []).name == "code-reviewer"
+    assert memory.recognise(subagent["body"], sender_of(subagent), []).name == "code-reviewer"
 
     later_turn = {**subagent["body"], "messages": [{"role": "user", "content": "Something new."}]}
     fresh = AgentMemory()
-    assert fresh.recognise(later_turn, headers_of(subagent), []).name is None
-    assert memory.recognise(later_turn, headers_of(subagent), []).name == "code-reviewer"
+    assert fresh.recognise(later_turn, sender(headers_of(subagent), later_turn), []).name is None
+    assert memory.recognise(later_turn, sender(headers_of(subagent), later_turn), []).name == "code-reviewer"
 
 
 def test_memory_is_bounded_lru() -> None:
@@ -271,7 +284,7 @@ def test_memory_is_bounded_lru() -> None:
     assert [c.tool_use_id for c in memory.calls("s1")] == ["a", "b"]
 
     for agent_id in ("a1", "a2", "a3"):
-        memory.remember_agent(agent_id, Recognition(agent_id, "agent_call", True))
+        memory.remember_agent(agent_id, Recognition(agent_id, "agent_call"))
     assert memory.agent("a1") is None and memory.agent("a3") is not None
-    memory.remember_agent("a4", Recognition(is_subagent=True))
+    memory.remember_agent("a4", Recognition())
     assert memory.agent("a4") is None  # nothing learnt, nothing to remember

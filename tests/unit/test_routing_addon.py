@@ -7,6 +7,7 @@ import dataclasses
 import gzip
 import json
 import logging
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,11 +17,20 @@ from typing import Any
 import httpx
 import pytest
 from mitmproxy import http
-from mitmproxy.test import tflow, tutils
+from mitmproxy.test import taddons, tflow, tutils
 
-from ccbridge.capture import META_PROVIDER_REQUEST, META_PROVIDER_RESPONSE, META_ROUTE, Capture
+from ccbridge import identity
+from ccbridge.capture import Capture
 from ccbridge.captured import CapturedExchange
 from ccbridge.config import Config, parse_config
+from ccbridge.flow_meta import (
+    META_CAPTURED,
+    META_IDENTITY,
+    META_PROVIDER_REQUEST,
+    META_PROVIDER_RESPONSE,
+    META_ROUTE,
+)
+from ccbridge.identity import Identity
 from ccbridge.routing.addon import META_TOKEN, Routing
 from ccbridge.routing.sidecar import TOKEN_HEADER, RoutedRequest, Sidecar
 from ccbridge.sse import parse_events
@@ -66,7 +76,7 @@ def answer_with_agent_call(flow: http.HTTPFlow, record: dict[str, Any], *, gzipp
     captured = CapturedExchange(flow.id, 0, "POST", "https", UPSTREAM[0], UPSTREAM[1], "/v1/messages", [],
                                 "HTTP/1.1", [], None)
     captured.response_chunks = [body[:100], body[100:]]
-    flow.metadata["ccbridge_captured"] = captured
+    flow.metadata[META_CAPTURED] = captured
 
 
 def config(**raw: Any) -> Config:
@@ -213,7 +223,8 @@ async def test_an_unmapped_subagent_goes_to_anthropic(routing: Routing) -> None:
 
 @dataclass
 class Recorder:
-    config: Config = field(default_factory=Config)
+    capture_hosts: tuple[str, ...] = ("api.anthropic.com",)
+    max_body_bytes: int = 64 * 1024 * 1024
     records: list[CapturedExchange] = field(default_factory=list)
 
     def submit(self, captured: CapturedExchange) -> None:
@@ -235,7 +246,7 @@ async def test_capture_records_what_claude_code_sent(routing: Routing) -> None:
     await request_hook(routing, flow)
     capture.request(flow)
     assert_routed(flow, routing)
-    captured: CapturedExchange = flow.metadata["ccbridge_captured"]
+    captured: CapturedExchange = flow.metadata[META_CAPTURED]
     assert (captured.scheme, captured.host, captured.port, captured.path) == ("https", *UPSTREAM, "/v1/messages")
     assert captured.request_headers == original_headers
     assert captured.request_body == original_body
@@ -311,3 +322,65 @@ async def test_the_sidecar_ends_a_stream_that_outlives_the_timeout() -> None:
     assert parse_events(response.content)[-1].json()["error"]["type"] == "timeout_error"
     assert routed.info["error"] == "timeout"
     assert 3 < len(routed.provider_response.splitlines()) < 15  # chunks kept coming until the deadline
+
+
+# --- who sent a request is worked out once per flow ---------------------------------------------------
+
+
+@pytest.fixture
+def identified(monkeypatch: pytest.MonkeyPatch) -> list[Identity]:
+    """What every call of `identify` returned, from whichever ccbridge module it was made."""
+    calls: list[Identity] = []
+    original = identity.identify
+
+    def counting(headers: Any, body: Any) -> Identity:
+        calls.append(original(headers, body))
+        return calls[-1]
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith("ccbridge") and getattr(module, "identify", None) is original:
+            monkeypatch.setattr(module, "identify", counting)
+    return calls
+
+
+async def test_a_routed_subagent_flow_is_identified_once(routing: Routing, identified: list[Identity]) -> None:
+    recorder = Recorder()
+    capture = Capture(recorder)
+    parent, sub = sync_capture("2.1.329")[:2]
+    with taddons.context(routing, capture):
+        parent_flow = flow_of(parent)
+        answer_with_agent_call(parent_flow, parent)
+        routing.response(parent_flow)  # learns the Agent call: needs the parent's session
+
+        flow = flow_of(sub)
+        capture.requestheaders(flow)
+        await request_hook(routing, flow)  # decides, recognises the agent, translates
+        capture.request(flow)
+        assert assert_routed(flow, routing)["agent"] == "code-reviewer"
+        flow.response = tutils.tresp(content=b"{}")
+        capture.responseheaders(flow)
+        routing.response(flow)
+        capture.response(flow)
+    agent_id = flow.request.headers["x-claude-code-agent-id"]
+    assert [(who.agent_id, who.is_subagent) for who in identified] == [(None, False), (agent_id, True)]
+    assert parent_flow.metadata[META_IDENTITY] is identified[0] and flow.metadata[META_IDENTITY] is identified[1]
+    assert recorder.records[0].route["agent_id"] == agent_id
+
+
+async def test_a_flow_kept_from_routing_is_identified_once(identified: list[Identity]) -> None:
+    """With model routes every Messages request is looked at; learning from its answer reuses the identity."""
+    addon = Routing(SimpleNamespace(config=config(models={"claude-haiku-*": "gpt-mock"})))
+    addon.configure(set())
+    await addon.running()
+    try:
+        parent = sync_capture("2.1.329")[0]
+        with taddons.context(addon):
+            flow = flow_of(parent)
+            await request_hook(addon, flow)
+            assert_untouched(flow)
+            answer_with_agent_call(flow, parent)
+            addon.response(flow)
+        assert len(identified) == 1 and identified[0].session_id is not None
+        assert addon.memory.calls(identified[0].session_id)  # the session the answer's call was learnt for
+    finally:
+        await addon.done()

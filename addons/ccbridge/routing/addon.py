@@ -27,12 +27,11 @@ from typing import Any
 from mitmproxy import http
 from mitmproxy.net import encoding
 
-from ccbridge.capture import META as CAPTURE_META
-from ccbridge.capture import META_PROVIDER_REQUEST, META_PROVIDER_RESPONSE, META_ROUTE
 from ccbridge.captured import CapturedExchange
-from ccbridge.identity import identify
+from ccbridge.claude_code import AGENT_HEADER, DELEGATION_TOOLS, SUBAGENT_MARK
+from ccbridge.flow_meta import META_CAPTURED, META_PROVIDER_REQUEST, META_PROVIDER_RESPONSE, META_ROUTE, identity_of
+from ccbridge.identity import Identity
 from ccbridge.routing.agents import (
-    DELEGATION_TOOLS,
     AgentDefinition,
     AgentDefinitions,
     AgentMemory,
@@ -49,6 +48,7 @@ log = logging.getLogger("ccbridge.routing")
 META_TOKEN = "ccbridge_route_token"
 MESSAGES_PATH = "/v1/messages"
 _DELEGATION_MARKERS = tuple(f'"{name}"'.encode() for name in DELEGATION_TOOLS)
+_SUBAGENT_MARK = SUBAGENT_MARK.encode()
 
 
 class Routing:
@@ -164,7 +164,7 @@ class Routing:
         if self.settings.models:
             return True
         return bool(self.settings.agents) and (
-            "x-claude-code-agent-id" in request.headers or b"cc_is_subagent=true" in (request.raw_content or b"")
+            AGENT_HEADER in request.headers or _SUBAGENT_MARK in (request.raw_content or b"")
         )
 
     async def _decide(self, flow: http.HTTPFlow) -> RoutedRequest | None:
@@ -174,12 +174,12 @@ class Routing:
         body = json.loads(request.get_content(strict=False) or b"null")
         if not isinstance(body, dict):
             return None
-        who = identify(request.headers, body)
+        who = identity_of(flow, body)
         requested_model = str(body.get("model") or "")
         route: Route | None = None
         recognition = Recognition()
         if who.is_subagent and settings.agents:
-            recognition = await self._recognise(body, request.headers, who.agent_id)
+            recognition = await self._recognise(body, who)
             route = settings.route_for_agent(recognition.name)
         rule: str | None = recognition.rule if route is not None else None
         if route is None:
@@ -216,12 +216,12 @@ class Routing:
             input_tokens_estimate=estimate_prompt_tokens(kwargs),
         )
 
-    async def _recognise(self, body: dict[str, Any], headers: http.Headers, agent_id: str | None) -> Recognition:
-        known = self.memory.agent(agent_id)
+    async def _recognise(self, body: dict[str, Any], who: Identity) -> Recognition:
+        known = self.memory.agent(who.agent_id)
         if known is not None:  # a later turn of a subagent: routed like its first
             return known
         definitions = await asyncio.to_thread(self._load_definitions)  # reads files: not on the event loop
-        return self.memory.recognise(body, headers, definitions)
+        return self.memory.recognise(body, who, definitions)
 
     def _load_definitions(self) -> tuple[AgentDefinition, ...]:
         with self._definitions_lock:
@@ -235,7 +235,7 @@ class Routing:
             return
         if request.path.split("?", 1)[0] != MESSAGES_PATH:
             return
-        captured: CapturedExchange | None = flow.metadata.get(CAPTURE_META)
+        captured: CapturedExchange | None = flow.metadata.get(META_CAPTURED)
         if captured is not None and captured.response_chunks:
             data = b"".join(captured.response_chunks)
         else:
@@ -252,10 +252,7 @@ class Routing:
         calls = agent_calls_in(message) if isinstance(message, dict) else []
         if not calls:
             return
-        session_id = identify(request.headers, None).session_id
-        if session_id is None:  # no session header: it is in the body's metadata
-            session_id = identify(request.headers, json.loads(request.get_content(strict=False) or b"null")).session_id
-        self.memory.remember_calls(session_id, calls)
+        self.memory.remember_calls(identity_of(flow).session_id, calls)
 
 
 _background: set[asyncio.Task[None]] = set()

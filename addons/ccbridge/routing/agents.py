@@ -24,11 +24,11 @@ from typing import Any, Literal
 
 import yaml
 
-from ccbridge.identity import BILLING_PREFIX, identify
+from ccbridge.claude_code import BILLING_PREFIX, DELEGATION_TOOLS
+from ccbridge.identity import Identity
 
 log = logging.getLogger(__name__)
 
-DELEGATION_TOOLS = ("Agent", "Task")
 DEFAULT_SUBAGENT_TYPE = "general-purpose"  # what Claude Code runs when the call names no type
 Rule = Literal["agent_call", "system_prompt"]
 
@@ -55,7 +55,6 @@ class AgentCall:
 class Recognition:
     name: str | None = None
     rule: Rule | None = None
-    is_subagent: bool = False
 
 
 # --- agent files --------------------------------------------------------------------------------------
@@ -194,21 +193,21 @@ def _agent_call(block: Mapping[str, Any]) -> AgentCall | None:
 
 def recognise_agent(
     body: Mapping[str, Any],
-    headers: Mapping[str, str],
+    who: Identity,
     seen_calls: Sequence[AgentCall],
     definitions: Iterable[AgentDefinition],
 ) -> Recognition:
-    """Whether `body` is a subagent request, and which agent, by the rules in the module docstring."""
-    if not identify(_lower(headers), dict(body)).is_subagent:
+    """Which agent sent `body` (identified as `who`), by the rules in the module docstring; empty if none."""
+    if not who.is_subagent:
         return Recognition()
     texts = first_user_texts(body)
     for call in reversed(seen_calls):  # the latest call wins if a prompt was reused
         if call.prompt.strip() in texts:
-            return Recognition(call.subagent_type, "agent_call", True)
+            return Recognition(call.subagent_type, "agent_call")
     name = _match_system_prompt(_system_texts(body), definitions)
     if name is not None:
-        return Recognition(name, "system_prompt", True)
-    return Recognition(is_subagent=True)
+        return Recognition(name, "system_prompt")
+    return Recognition()
 
 
 def first_user_texts(body: Mapping[str, Any]) -> set[str]:
@@ -247,13 +246,6 @@ def _match_system_prompt(system: list[str], definitions: Iterable[AgentDefinitio
         if found:
             return max(found, key=lambda d: len(d.prompt)).name
     return None
-
-
-def _lower(headers: Mapping[str, str]) -> Mapping[str, str]:
-    """Case-insensitive lookups for a plain dict (mitmproxy's Headers already are)."""
-    if hasattr(headers, "fields"):  # mitmproxy.http.Headers
-        return headers
-    return {str(k).lower(): v for k, v in headers.items()}
 
 
 # --- memory across requests ---------------------------------------------------------------------------
@@ -302,17 +294,14 @@ class AgentMemory:
         _touch(self._agents, agent_id, self.max_agents)
         return self._agents[agent_id]
 
-    def recognise(
-        self, body: Mapping[str, Any], headers: Mapping[str, str], definitions: Iterable[AgentDefinition]
-    ) -> Recognition:
+    def recognise(self, body: Mapping[str, Any], who: Identity, definitions: Iterable[AgentDefinition]) -> Recognition:
         """`recognise_agent` with this memory's calls, remembering the answer per agent id."""
-        who = identify(_lower(headers), dict(body))
         if not who.is_subagent:
             return Recognition()
         known = self.agent(who.agent_id)
         if known is not None:
             return known
-        found = recognise_agent(body, headers, self.calls(who.session_id), definitions)
+        found = recognise_agent(body, who, self.calls(who.session_id), definitions)
         self.remember_agent(who.agent_id, found)
         return found
 

@@ -11,6 +11,7 @@ from mitmproxy.net import encoding as mitm_encoding
 
 from .. import identity, ratelimits, redact, sse
 from ..captured import CapturedExchange
+from ..headers import HeaderView
 from .models import Exchange, MessageNode
 from .pieces import (
     Piece,
@@ -54,14 +55,6 @@ def when(timestamp: float | None) -> datetime | None:
     return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
 
 
-def header(headers: list[tuple[str, str]] | None, name: str) -> str | None:
-    name = name.lower()
-    for key, value in headers or ():
-        if key.lower() == name:
-            return value
-    return None
-
-
 def decode_body(data: bytes, content_encoding: str | None) -> tuple[bytes, str | None]:
     """(decoded bytes, problem). A body cut short is decoded as far as it goes."""
     enc = (content_encoding or "").strip().lower()
@@ -103,8 +96,9 @@ def build_rows(captured: CapturedExchange, salt: bytes) -> Rows:
         provider_request=captured.provider_request,
     )
     rows = Rows(exchange)
-    body = _request(rows, captured)
-    who = identity.identify(_Lower(captured.request_headers), body)
+    request_headers = HeaderView(captured.request_headers)
+    body = _request(rows, captured, request_headers.get("content-encoding"))
+    who = identity.identify(request_headers, body)
     exchange.update(who.__dict__)
     rows.project_dir = identity.project_dir(body)
     if captured.provider_response is not None:
@@ -120,14 +114,13 @@ def _raw(rows: Rows, data: bytes, answer: Piece | None = None) -> str:
     return row["hash"]
 
 
-def _request(rows: Rows, captured: CapturedExchange) -> Any:
+def _request(rows: Rows, captured: CapturedExchange, encoding: str | None) -> Any:
     exchange = rows.exchange
     raw = captured.request_body or b""
     exchange["request_size"] = len(raw)
     if not raw:
         exchange["request_body_kind"] = "empty"
         return None
-    encoding = header(captured.request_headers, "content-encoding")
     decoded, problem = decode_body(raw, encoding)
     if problem:
         rows.problems.append(f"request: {problem}")
@@ -154,12 +147,13 @@ def _request(rows: Rows, captured: CapturedExchange) -> Any:
 def _response(rows: Rows, captured: CapturedExchange, salt: bytes) -> None:
     exchange = rows.exchange
     headers = captured.response_headers or []
+    named = HeaderView(headers)
     exchange["status_code"] = captured.status_code
     exchange["response_truncated"] = captured.response_truncated
     exchange["response_headers"] = redact.redact_headers(headers, salt)
-    content_type = header(headers, "content-type") or ""
+    content_type = named.get("content-type") or ""
     exchange["response_content_type"] = content_type[:255] or None
-    encoding = header(headers, "content-encoding")
+    encoding = named.get("content-encoding")
     exchange["response_encoding"] = encoding if encoding and encoding.lower() != "identity" else None
     raw = b"".join(captured.response_chunks)
     decoded, problem = decode_body(raw, encoding)
@@ -229,15 +223,3 @@ def _set_message(rows: Rows, message: dict[str, Any]) -> None:
     exchange["response_message"] = {k: v for k, v in message.items() if k != "content"}
     exchange["stop_reason"] = message.get("stop_reason")
     exchange.update(sse.usage_of(message))
-
-
-class _Lower(dict):  # type: ignore[type-arg]
-    """Case-insensitive, first-wins view of a header list."""
-
-    def __init__(self, headers: list[tuple[str, str]]) -> None:
-        super().__init__()
-        for key, value in headers:
-            self.setdefault(key.lower(), value)
-
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
-        return super().get(key.lower(), default)

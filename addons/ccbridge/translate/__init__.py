@@ -1,17 +1,32 @@
-"""Translation between the Anthropic Messages API and OpenAI Chat Completions (pure functions, no I/O)."""
+"""Translation between the Anthropic Messages API and OpenAI Chat Completions (pure functions, no I/O).
 
-from ccbridge.translate.errors import anthropic_error, error_for_exception, error_frame, timeout_error
+These are the names the rest of ccbridge uses; the capability table of the target models is beside them.
+"""
+
+from ccbridge.translate.capabilities import PROVIDER_KINDS, ModelCapabilities, capabilities_for, parse_override
+from ccbridge.translate.errors import (
+    anthropic_error,
+    error_body,
+    error_for_exception,
+    error_frame,
+    timeout_error,
+)
 from ccbridge.translate.request import estimate_prompt_tokens, strip_proxy_thinking, to_openai_request
 from ccbridge.translate.response import IncompleteAnswer, to_anthropic_message
 from ccbridge.translate.stream import StreamTranslator
 
 __all__ = [
+    "PROVIDER_KINDS",
     "IncompleteAnswer",
+    "ModelCapabilities",
     "StreamTranslator",
     "anthropic_error",
+    "capabilities_for",
+    "error_body",
     "error_for_exception",
     "error_frame",
     "estimate_prompt_tokens",
+    "parse_override",
     "strip_proxy_thinking",
     "timeout_error",
     "to_anthropic_message",

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from ccbridge.identity import BILLING_PREFIX
+from ccbridge.claude_code import BILLING_PREFIX
 from ccbridge.translate.capabilities import EFFORT_SCALE, ModelCapabilities
 
 NO_RESULT = "[no result recorded for this tool call]"

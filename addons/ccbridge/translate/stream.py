@@ -76,11 +76,6 @@ class StreamTranslator:
     # --- public API ---------------------------------------------------------------------------------
 
     @property
-    def finish_reason(self) -> str | None:
-        """The upstream finish_reason, once seen."""
-        return self._finish_reason
-
-    @property
     def message(self) -> dict[str, Any]:
         """The Anthropic message as sent so far; complete after `finish()`."""
         return {
@@ -220,7 +215,11 @@ class StreamTranslator:
         self._advance()
 
     def _resolve(self, item: Mapping[str, Any], name: str | None) -> _ToolCall:
-        """The logical call a tool_calls[] item belongs to (see the notes, section 3.6)."""
+        """The logical call a tool_calls[] item belongs to: the call at its `index` (without one, the last call).
+
+        An item still starts a new call when it brings an `id` other than the one that call already has, or a
+        `name` (without an id) once that call's arguments are complete JSON.
+        """
         key = item.get("index")
         call_id = item.get("id") or None
         current = self._calls[-1] if key is None and self._calls else self._by_key.get(key)
