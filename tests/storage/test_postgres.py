@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 
 from ccbridge.storage.db import open_engine
 from ccbridge.storage.models import Exchange
-from ccbridge.storage.pieces import rebuild_request_body
+from ccbridge.storage.read import rebuild_request_body
 from ccbridge.storage.writer import Writer
 from tests.support.mock_anthropic import MockAnthropic
 from tests.support.processes import stop_process
