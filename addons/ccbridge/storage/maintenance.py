@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Integer, delete, func, select
+from sqlalchemy import Integer, delete, func, insert, inspect, select, update
 from sqlalchemy.engine import Connection, Engine
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col
 
 from .db import open_engine, sqlite_path
 from .models import Blob, Exchange, MessageNode, RawBody, Session
@@ -32,7 +32,7 @@ def update_sessions(conn: Connection, touched: dict[str, dict[str, str]]) -> Non
     if not touched:
         return
     ids = list(touched)
-    e = Exchange.__table__.c
+    e = inspect(Exchange).local_table.c
     errors = func.sum(
         func.coalesce(((e.error_kind.is_not(None)) | (e.status_code >= 400)).cast(Integer), 0)
     )
@@ -59,8 +59,8 @@ def update_sessions(conn: Connection, touched: dict[str, dict[str, str]]) -> Non
         select(e.session_id, e.model).where(e.session_id.in_(ids), e.model.is_not(None)).distinct()
     ):
         models.setdefault(session_id, []).append(model)
-    s = Session.__table__
-    existing = {row.id: row for row in conn.execute(select(s.c.id, s.c.project_dir).where(s.c.id.in_(ids)))}
+    known = select(col(Session.id), col(Session.project_dir)).where(col(Session.id).in_(ids))
+    existing = {row.id: row for row in conn.execute(known)}
     for (sid, first, last, count, sub, agents, inp, out, cwrite, cread, errs, routed) in stats:
         hint = touched.get(sid, {})
         values = {
@@ -74,41 +74,40 @@ def update_sessions(conn: Connection, touched: dict[str, dict[str, str]]) -> Non
         if sid in existing:
             if existing[sid].project_dir is None and hint.get("project_dir"):
                 values["project_dir"] = hint["project_dir"]
-            conn.execute(s.update().where(s.c.id == sid).values(**values))
+            conn.execute(update(Session).where(col(Session.id) == sid).values(**values))
         else:
-            conn.execute(s.insert().values(id=sid, project_dir=hint.get("project_dir"), **values))
+            conn.execute(insert(Session).values(id=sid, project_dir=hint.get("project_dir"), **values))
 
 
 def prune(engine: Engine, days: float, now: datetime | None = None) -> dict[str, int]:
     """Delete exchanges that started more than `days` ago, then orphaned pieces and emptied sessions; counts."""
     cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
     counts = {"exchanges": 0, "sessions": 0, "blobs": 0, "nodes": 0, "raw": 0}
+    session = col(Exchange.session_id)
     with engine.begin() as conn:
-        touched = [s for (s,) in conn.execute(
-            select(Exchange.session_id).where(Exchange.started_at < cutoff, Exchange.session_id.is_not(None))  # type: ignore[union-attr]
-            .distinct())]
-        counts["exchanges"] = conn.execute(delete(Exchange).where(Exchange.started_at < cutoff)).rowcount or 0
+        old = select(session).where(col(Exchange.started_at) < cutoff).distinct()
+        touched = [s for (s,) in conn.execute(old) if s is not None]
+        counts["exchanges"] = conn.execute(delete(Exchange).where(col(Exchange.started_at) < cutoff)).rowcount or 0
         if not counts["exchanges"]:
             return counts
         counts["nodes"] = delete_orphan_nodes(conn)
         counts["blobs"] = delete_orphan_blobs(conn)
         counts["raw"] = delete_orphan_raw(conn)
         for part in _chunks(touched):
-            left = {s for (s,) in conn.execute(select(Exchange.session_id).where(Exchange.session_id.in_(part))  # type: ignore[union-attr]
-                                               .distinct())}
+            left = {s for (s,) in conn.execute(select(session).where(session.in_(part)).distinct()) if s is not None}
             gone = [s for s in part if s not in left]
             if gone:
-                counts["sessions"] += conn.execute(delete(Session).where(Session.id.in_(gone))).rowcount or 0  # type: ignore[attr-defined]
+                counts["sessions"] += conn.execute(delete(Session).where(col(Session.id).in_(gone))).rowcount or 0
             update_sessions(conn, {s: {} for s in left})
     return counts
 
 
 def delete_orphan_nodes(conn: Connection) -> int:
     """Delete the message nodes on no remaining exchange's message path; how many went."""
-    kept = ancestry(select(Exchange.messages_tail))
+    kept = ancestry(select(col(Exchange.messages_tail)))
     count = select(func.count()).select_from(MessageNode)
     before = conn.execute(count).scalar_one()
-    conn.execute(delete(MessageNode).where(MessageNode.id.not_in(select(kept.c.id))))  # type: ignore[attr-defined]
+    conn.execute(delete(MessageNode).where(col(MessageNode.id).not_in(select(kept.c.id))))
     # counted, not taken from rowcount: not every driver reports it for a DELETE under WITH
     return before - conn.execute(count).scalar_one()
 
@@ -116,28 +115,28 @@ def delete_orphan_nodes(conn: Connection) -> int:
 def delete_orphan_blobs(conn: Connection) -> int:
     """Delete the blobs no remaining exchange or message node refers to; how many went."""
     used: set[str] = set()
-    for system, tools, answer in conn.execute(select(Exchange.system_refs, Exchange.tool_refs,
-                                                     Exchange.response_message_hash)):
+    for system, tools, answer in conn.execute(select(col(Exchange.system_refs), col(Exchange.tool_refs),
+                                                     col(Exchange.response_message_hash))):
         used.update(system or [])
         used.update(tools or [])
         if answer:
             used.add(answer)
-    used.update(h for (h,) in conn.execute(select(MessageNode.message_hash).distinct()))
-    stale = [h for (h,) in conn.execute(select(Blob.hash)) if h not in used]
+    used.update(h for (h,) in conn.execute(select(col(MessageNode.message_hash)).distinct()))
+    stale = [h for (h,) in conn.execute(select(col(Blob.hash))) if h not in used]
     for part in _chunks(stale):
-        conn.execute(delete(Blob).where(Blob.hash.in_(part)))  # type: ignore[attr-defined]
+        conn.execute(delete(Blob).where(col(Blob.hash).in_(part)))
     return len(stale)
 
 
 def delete_orphan_raw(conn: Connection) -> int:
     """Delete the raw bodies no remaining exchange refers to; how many went."""
     used: set[str] = set()
-    for row in conn.execute(select(Exchange.request_raw_hash, Exchange.response_raw_hash,
-                                   Exchange.provider_response_hash)):
+    for row in conn.execute(select(col(Exchange.request_raw_hash), col(Exchange.response_raw_hash),
+                                   col(Exchange.provider_response_hash))):
         used.update(h for h in row if h)
-    stale = [h for (h,) in conn.execute(select(RawBody.hash)) if h not in used]
+    stale = [h for (h,) in conn.execute(select(col(RawBody.hash))) if h not in used]
     for part in _chunks(stale):
-        conn.execute(delete(RawBody).where(RawBody.hash.in_(part)))  # type: ignore[attr-defined]
+        conn.execute(delete(RawBody).where(col(RawBody.hash).in_(part)))
     return len(stale)
 
 

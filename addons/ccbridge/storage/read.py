@@ -1,22 +1,23 @@
 """The read API of storage: what the viewer and the CLI may ask of a capture database.
 
-Message lists live in a prefix tree (see models.py); `ancestry` is the one recursive query over it, and
-everything that needs a request's messages (a session's threads, an exact rebuild, search, prune) goes
-through it. Blobs and raw bodies are decoded here too, so callers never see how bytes are packed.
+Message lists live in a prefix tree (see models.py). `ancestry` is the one recursive query over it: the
+walk up from requests' last messages that a session's threads, an exact rebuild and prune all use; search
+takes a few bounded steps down instead (`exchanges_sending`). Blobs and raw bodies are decoded here too,
+so callers never see how bytes are packed.
 """
 
 from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import CTE, Select
+from sqlalchemy import CTE, Select, inspect
 from sqlalchemy.engine import Connection
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from .. import sse
 from .models import Blob, Exchange, MessageNode, RawBody
@@ -24,7 +25,7 @@ from .pieces import assemble, stream_dictionary
 
 CHUNK = 500  # hashes per IN (...): well below every database's limit on bound parameters
 
-_NODE = MessageNode.__table__
+_NODE = inspect(MessageNode).local_table
 
 
 class Node(NamedTuple):
@@ -35,7 +36,7 @@ class Node(NamedTuple):
     depth: int
 
 
-def ancestry(tails: Iterable[str] | Select[Any]) -> CTE:
+def ancestry(tails: Collection[str] | Select[Any]) -> CTE:
     """The nodes on the paths from the root to each of `tails` (ids, or a SELECT of ids), shared prefixes once."""
     start = tails if isinstance(tails, Select) else sorted(set(tails))
     columns = (_NODE.c.id, _NODE.c.parent_id, _NODE.c.message_hash, _NODE.c.depth)
@@ -45,7 +46,7 @@ def ancestry(tails: Iterable[str] | Select[Any]) -> CTE:
     return chain.union(up.join(chain, parent.c.id == chain.c.parent_id))
 
 
-def message_tree(conn: Connection, tails: Iterable[str] | Select[Any]) -> dict[str, Node]:
+def message_tree(conn: Connection, tails: Collection[str] | Select[Any]) -> dict[str, Node]:
     """Every node above (and at) `tails`, by id."""
     chain = ancestry(tails)
     rows = conn.execute(select(chain.c.id, chain.c.parent_id, chain.c.message_hash, chain.c.depth))
@@ -54,9 +55,11 @@ def message_tree(conn: Connection, tails: Iterable[str] | Select[Any]) -> dict[s
 
 def paths_to(nodes: Mapping[str, Node], tails: Iterable[str]) -> dict[str, list[str]]:
     """Message hashes from the root down to each tail found in `nodes`; a broken chain gives its known end."""
+    wanted = set(tails)
     memo: dict[str, list[str]] = {}  # requests share prefixes: each node's path is built once
-    for tail in sorted(set(tails)):
-        stack, current = [], tail
+    for tail in sorted(wanted):
+        stack: list[str] = []
+        current: str | None = tail
         while current is not None and current not in memo and current in nodes:
             stack.append(current)
             current = nodes[current].parent_id
@@ -64,10 +67,10 @@ def paths_to(nodes: Mapping[str, Node], tails: Iterable[str]) -> dict[str, list[
         for node in reversed(stack):
             base = [*base, nodes[node].message_hash]
             memo[node] = base
-    return {t: memo[t] for t in set(tails) if t in memo}
+    return {t: memo[t] for t in wanted if t in memo}
 
 
-def message_paths(db: Session, tails: Iterable[str] | Select[Any]) -> dict[str, list[str]]:
+def message_paths(db: Session, tails: Collection[str] | Select[Any]) -> dict[str, list[str]]:
     """The ordered message hashes of every request whose last message node is one of `tails`.
 
     A SELECT of tail ids keeps a long list of ids out of the statement (a session can have thousands).
@@ -94,7 +97,7 @@ def load_blob_texts(db: Session, hashes: Iterable[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for i in range(0, len(wanted), CHUNK):
         part = wanted[i : i + CHUNK]
-        out.update(db.exec(select(Blob.hash, Blob.json_text).where(Blob.hash.in_(part))).all())  # type: ignore[attr-defined]
+        out.update(db.exec(select(Blob.hash, Blob.json_text).where(col(Blob.hash).in_(part))).all())
     return out
 
 
@@ -184,20 +187,22 @@ class SentMessage(NamedTuple):
 
 def exchanges_sending(db: Session, message_hashes: Iterable[str], within: int) -> list[SentMessage]:
     """Exchanges whose request has one of `message_hashes` among its last `within` messages, nearest first."""
-    frontier = set(db.exec(select(MessageNode.id).where(MessageNode.message_hash.in_(set(message_hashes)))).all())  # type: ignore[attr-defined]
-    origin = {n: h for n, h in db.exec(select(MessageNode.id, MessageNode.message_hash)
-                                       .where(MessageNode.id.in_(frontier))).all()}  # type: ignore[attr-defined]
+    wanted = set(message_hashes)
+    origin = dict(db.exec(select(MessageNode.id, MessageNode.message_hash)
+                          .where(col(MessageNode.message_hash).in_(wanted))).all())
+    frontier = set(origin)
     found: list[SentMessage] = []
     for _ in range(within):
         if not frontier:
             break
         sent = db.exec(select(Exchange.id, Exchange.session_id, Exchange.started_at, Exchange.messages_tail)
-                       .where(Exchange.messages_tail.in_(frontier))).all()  # type: ignore[union-attr]
-        found += [SentMessage(i, s, t, origin[n]) for i, s, t, n in sent]
+                       .where(col(Exchange.messages_tail).in_(frontier))).all()
+        found += [SentMessage(i, s, t, origin[n]) for i, s, t, n in sent if i is not None and n is not None]
         children = db.exec(select(MessageNode.id, MessageNode.parent_id)
-                           .where(MessageNode.parent_id.in_(frontier))).all()  # type: ignore[union-attr]
+                           .where(col(MessageNode.parent_id).in_(frontier))).all()
         frontier = set()
         for child, parent in children:
-            origin[child] = origin[parent]
-            frontier.add(child)
+            if parent is not None:  # always: the query asked for children of the frontier
+                origin[child] = origin[parent]
+                frontier.add(child)
     return found
