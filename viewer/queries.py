@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy import Text, and_, cast, exists, or_
 from sqlmodel import Session, select
 
-from ccbridge.storage.models import Blob, Exchange, MessageNode
+from ccbridge.storage import read
+from ccbridge.storage.models import Blob, Exchange
 from ccbridge.storage.models import Session as SessionRow
 
 from . import costs
@@ -178,21 +179,7 @@ def search(db: Session, term: str, limit: int = SEARCH_LIMIT) -> list[SearchHit]
                        .where(Exchange.response_message_hash.in_(texts))).all()  # type: ignore[union-attr]
     _keep(found, answered, texts, term, "answer")
     # messages sent: the requests whose last message is the match or a few places after it
-    frontier = set(db.exec(select(MessageNode.id).where(MessageNode.message_hash.in_(texts))).all())  # type: ignore[attr-defined]
-    origin = {n: h for n, h in db.exec(select(MessageNode.id, MessageNode.message_hash)
-                                       .where(MessageNode.id.in_(frontier))).all()}  # type: ignore[attr-defined]
-    for _ in range(_DESCEND):
-        if not frontier:
-            break
-        sent = db.exec(select(Exchange.id, Exchange.session_id, Exchange.started_at, Exchange.messages_tail)
-                       .where(Exchange.messages_tail.in_(frontier))).all()  # type: ignore[union-attr]
-        _keep(found, [(i, s, t, origin[n]) for i, s, t, n in sent], texts, term, "request")
-        children = db.exec(select(MessageNode.id, MessageNode.parent_id)
-                           .where(MessageNode.parent_id.in_(frontier))).all()  # type: ignore[union-attr]
-        frontier = set()
-        for child, parent in children:
-            origin[child] = origin[parent]
-            frontier.add(child)
+    _keep(found, read.exchanges_sending(db, texts, _DESCEND), texts, term, "request")
     hits = sorted(found.values(), key=lambda h: h.started_at, reverse=True)
     return hits[:limit]
 

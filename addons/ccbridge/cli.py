@@ -11,18 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
-
-from sqlalchemy import delete, func, select, text
-from sqlalchemy.engine import Connection, Engine
-from sqlmodel import SQLModel
 
 from .errors import ConfigError
-from .storage.db import default_url, open_engine, sqlite_path
-from .storage.models import Blob, Exchange, MessageNode, RawBody, Session
-from .storage.writer import update_sessions
-
-_BATCH = 500
+from .storage.db import default_url, open_engine
+from .storage.maintenance import prune, reset
 
 
 def database_url(option: str | None, config_option: str | None = None) -> str:
@@ -31,93 +23,6 @@ def database_url(option: str | None, config_option: str | None = None) -> str:
     from .config import load_config
 
     return load_config(config_option).storage.url or default_url()
-
-
-def _chunks(items: list[str]) -> list[list[str]]:
-    return [items[i : i + _BATCH] for i in range(0, len(items), _BATCH)]
-
-
-def prune(engine: Engine, days: float, now: datetime | None = None) -> dict[str, int]:
-    """Delete exchanges that started more than `days` ago, then orphaned pieces and emptied sessions."""
-    cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
-    counts = {"exchanges": 0, "sessions": 0, "blobs": 0, "nodes": 0, "raw": 0}
-    with engine.begin() as conn:
-        touched = [s for (s,) in conn.execute(
-            select(Exchange.session_id).where(Exchange.started_at < cutoff, Exchange.session_id.is_not(None))  # type: ignore[union-attr]
-            .distinct())]
-        counts["exchanges"] = conn.execute(delete(Exchange).where(Exchange.started_at < cutoff)).rowcount or 0
-        if not counts["exchanges"]:
-            return counts
-        counts["nodes"] = _delete_orphan_nodes(conn)
-        counts["blobs"] = _delete_orphan_blobs(conn)
-        counts["raw"] = _delete_orphan_raw(conn)
-        for part in _chunks(touched):
-            left = {s for (s,) in conn.execute(select(Exchange.session_id).where(Exchange.session_id.in_(part))  # type: ignore[union-attr]
-                                               .distinct())}
-            gone = [s for s in part if s not in left]
-            if gone:
-                counts["sessions"] += conn.execute(delete(Session).where(Session.id.in_(gone))).rowcount or 0  # type: ignore[attr-defined]
-            update_sessions(conn, {s: {} for s in left})
-    return counts
-
-
-_ORPHAN_NODES = text(
-    "WITH RECURSIVE keep(id, parent_id) AS ("
-    " SELECT id, parent_id FROM messagenode WHERE id IN (SELECT messages_tail FROM exchange)"
-    " UNION SELECT m.id, m.parent_id FROM messagenode m JOIN keep k ON m.id = k.parent_id)"
-    " DELETE FROM messagenode WHERE id NOT IN (SELECT id FROM keep)"
-)
-
-
-def _delete_orphan_nodes(conn: Connection) -> int:
-    """Nodes that are not on the message path of any remaining exchange."""
-    count = select(func.count()).select_from(MessageNode)
-    before = conn.execute(count).scalar_one()
-    conn.execute(_ORPHAN_NODES)  # rowcount of a DELETE under WITH is not reported by every driver
-    return before - conn.execute(count).scalar_one()
-
-
-def _delete_orphan_blobs(conn: Connection) -> int:
-    used: set[str] = set()
-    for system, tools, answer in conn.execute(select(Exchange.system_refs, Exchange.tool_refs,
-                                                     Exchange.response_message_hash)):
-        used.update(system or [])
-        used.update(tools or [])
-        if answer:
-            used.add(answer)
-    used.update(h for (h,) in conn.execute(select(MessageNode.message_hash).distinct()))
-    stale = [h for (h,) in conn.execute(select(Blob.hash)) if h not in used]
-    for part in _chunks(stale):
-        conn.execute(delete(Blob).where(Blob.hash.in_(part)))  # type: ignore[attr-defined]
-    return len(stale)
-
-
-def _delete_orphan_raw(conn: Connection) -> int:
-    used: set[str] = set()
-    for row in conn.execute(select(Exchange.request_raw_hash, Exchange.response_raw_hash,
-                                   Exchange.provider_response_hash)):
-        used.update(h for h in row if h)
-    stale = [h for (h,) in conn.execute(select(RawBody.hash)) if h not in used]
-    for part in _chunks(stale):
-        conn.execute(delete(RawBody).where(RawBody.hash.in_(part)))  # type: ignore[attr-defined]
-    return len(stale)
-
-
-def reset(url: str) -> str:
-    """Delete the SQLite file (and its WAL files), or drop every ccbridge table elsewhere."""
-    path = sqlite_path(url)
-    if path is not None:
-        removed = [p for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"))
-                   if p.exists()]
-        for p in removed:
-            p.unlink()
-        return f"deleted {path}" if removed else f"nothing to delete: {path} does not exist"
-    engine = open_engine(url, create=False)
-    try:
-        SQLModel.metadata.drop_all(engine)
-    finally:
-        engine.dispose()
-    return f"dropped the ccbridge tables of {engine.url.render_as_string(hide_password=True)}"
 
 
 def _confirm(question: str, ask: Callable[[str], str]) -> bool:

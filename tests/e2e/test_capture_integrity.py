@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ccbridge.storage.pieces import load_blob_texts, load_raw
+from ccbridge.storage.read import load_blob_texts, load_raw
 from tests.support.mock_anthropic import (
     Cut,
     Gate,
@@ -188,7 +188,7 @@ def test_a_killed_writer_process_is_replaced_and_recording_goes_on(mock_anthropi
 
 
 def rebuilt_bodies(proxy) -> list[str]:
-    from ccbridge.storage.pieces import rebuild_request_body
+    from ccbridge.storage.read import rebuild_request_body
 
     with proxy.db() as db:
         return [json.dumps(rebuild_request_body(db, e)) for e in proxy.exchanges()]

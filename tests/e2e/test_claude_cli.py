@@ -28,7 +28,7 @@ REVIEWER = agent_markdown("code-reviewer", "Reviews code for problems. Use it af
 def assert_capture_matches_mock(proxy: ProxyProcess, mock: MockAnthropic) -> dict[str, Any]:
     """Stop the proxy; every request the mock got is stored with its session and the exact bytes sent back."""
     from ccbridge.storage.models import Session as CCSession
-    from ccbridge.storage.pieces import load_raw, rebuild_request_body
+    from ccbridge.storage.read import load_raw, rebuild_request_body
 
     sent = mock.wait_for(len(mock.exchanges))
     assert proxy.stop() == 0, proxy.log_tail()

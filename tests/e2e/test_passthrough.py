@@ -60,7 +60,7 @@ def post_raw(proxy: ProxyProcess, body: bytes, path: str = "/v1/messages?beta=tr
 
 def assert_recorded(proxy: ProxyProcess, mock: MockAnthropic) -> dict[str, Any]:
     """Stop the proxy; every request the mock received is stored with the bytes the mock sent back."""
-    from ccbridge.storage.pieces import load_raw
+    from ccbridge.storage.read import load_raw
 
     sent = mock.wait_for(len(mock.exchanges))
     assert proxy.stop() == 0, proxy.log_tail()
@@ -86,7 +86,7 @@ def assert_recorded(proxy: ProxyProcess, mock: MockAnthropic) -> dict[str, Any]:
 
 def assert_request_body_stored(db: Any, exchange: Any, mock_exchange: MockExchange) -> None:
     """The stored request body rebuilds to what was sent; an encoded one may be kept encoded or decoded."""
-    from ccbridge.storage.pieces import rebuild_request_body
+    from ccbridge.storage.read import rebuild_request_body
 
     received = mock_exchange.request.body
     rebuilt = rebuild_request_body(db, exchange)

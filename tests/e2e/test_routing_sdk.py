@@ -19,7 +19,7 @@ import httpx
 import pytest
 import yaml
 
-from ccbridge.storage.pieces import load_raw
+from ccbridge.storage.read import load_raw
 from ccbridge.translate import estimate_prompt_tokens
 from tests.conftest import require_tool
 from tests.support.mock_anthropic import MOCK_TEXT, MockAnthropic, MockRequest, Reply

@@ -1,5 +1,5 @@
 """The same storage on a real PostgreSQL server that the test starts: every captured request round-trips,
-and the proxy records into it by URL."""
+prune keeps what the remaining requests share, and the proxy records into it by URL."""
 
 from __future__ import annotations
 
@@ -18,14 +18,16 @@ import httpx
 import pytest
 from sqlmodel import Session, select
 
+from ccbridge.storage import maintenance
 from ccbridge.storage.db import open_engine
 from ccbridge.storage.models import Exchange
-from ccbridge.storage.pieces import rebuild_request_body
+from ccbridge.storage.read import rebuild_request_body
 from ccbridge.storage.writer import Writer
 from tests.support.mock_anthropic import MockAnthropic
 from tests.support.processes import stop_process
 from tests.support.proxy import start_proxy
 from tests.unit.test_storage import REQUESTS, captured_from_fixture
+from tests.unit.test_storage_maintenance import fill_forked
 
 pytestmark = pytest.mark.postgres
 
@@ -105,6 +107,16 @@ def test_every_fixture_request_round_trips_on_postgres(postgres_url: str):
         for name, req in REQUESTS:
             if req["method"] == "POST":
                 assert rebuild_request_body(db, rows[f"pg-{name}"]) == req["body"]
+    engine.dispose()
+
+
+def test_prune_on_postgres_keeps_what_a_recent_fork_shares(postgres_url: str):
+    engine = open_engine(postgres_url)
+    recent_body = fill_forked(engine)
+    assert maintenance.prune(engine, days=30)["exchanges"] == 3
+    with Session(engine) as db:
+        kept = db.exec(select(Exchange).where(Exchange.session_id == "forked")).one()
+        assert rebuild_request_body(db, kept) == recent_body
     engine.dispose()
 
 

@@ -10,7 +10,7 @@ from ccbridge.captured import CapturedExchange
 from ccbridge.storage.db import open_engine
 from ccbridge.storage.models import Blob, Exchange, MessageNode
 from ccbridge.storage.models import Session as CCSession
-from ccbridge.storage.pieces import load_raw, message_refs_of, rebuild_request_body
+from ccbridge.storage.read import load_raw, message_refs_of, rebuild_request_body
 from ccbridge.storage.writer import Writer
 from tests.fixtures import all_requests, fixture_files
 

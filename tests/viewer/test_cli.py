@@ -15,7 +15,7 @@ from ccbridge import cli
 from ccbridge.storage.db import open_engine
 from ccbridge.storage.models import Blob, Exchange, MessageNode, RawBody
 from ccbridge.storage.models import Session as SessionRow
-from ccbridge.storage.pieces import rebuild_request_body
+from ccbridge.storage.read import rebuild_request_body
 from tests.viewer.builders import Conversation, text, user, write
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,9 +9,11 @@ from typing import Any
 from fastapi import APIRouter, Query
 from sqlalchemy import text
 
+from ccbridge.storage import read
+
 from .. import costs, queries, serialize
 from ..deps import SessionDep
-from .request_page import events_of, get_exchange, previous_in_thread, request_document, response_document
+from .request_page import get_exchange, previous_in_thread, request_document
 from .session_page import session_document
 
 router = APIRouter()
@@ -65,8 +67,8 @@ def api_request(exchange_id: int, db: SessionDep) -> dict[str, Any]:
         **serialize.exchange_summary(row, costs.exchange_cost(row)),
         "session_id": row.session_id, "thread_id": thread_id, "previous_in_thread": previous_id,
         "request_headers": row.request_headers, "response_headers": row.response_headers,
-        "request": request_document(db, row), "response": response_document(db, row),
-        "sse_events": [{"event": e.event, "data": e.data, "ms": e.at} for e in events_of(db, row)],
+        "request": request_document(db, row), "response": read.rebuild_answer(db, row),
+        "sse_events": [{"event": e.event, "data": e.data, "ms": e.at} for e in read.response_events(db, row)],
         "ratelimit": row.ratelimit, "error_message": row.error_message,
     }
 

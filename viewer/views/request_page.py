@@ -4,17 +4,14 @@ request added to its thread compared with the thread's previous request."""
 from __future__ import annotations
 
 import copy
-import json
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 
-from ccbridge import sse
+from ccbridge.storage import read
 from ccbridge.storage.models import Exchange
-from ccbridge.storage.pieces import load_blob_texts, load_raw, rebuild_request_body
 
 from .. import costs, render
 from ..deps import SessionDep, TemplatesDep
@@ -24,13 +21,6 @@ router = APIRouter(include_in_schema=False)
 MAX_SHOWN = 2_000_000  # characters of a body shown on the page; the API has it all
 
 
-@dataclass
-class ShownEvent:
-    event: str
-    data: str
-    at: float | None
-
-
 def get_exchange(db: Session, exchange_id: int) -> Exchange:
     row = db.get(Exchange, exchange_id)
     if row is None:
@@ -38,32 +28,11 @@ def get_exchange(db: Session, exchange_id: int) -> Exchange:
     return row
 
 
-def response_document(db: Session, row: Exchange) -> dict[str, Any] | None:
-    """The answer as the API sent it (content reassembled), or None when there was none."""
-    if row.response_message is None and row.response_message_hash is None:
-        return None
-    out = dict(row.response_message or {})
-    if row.response_message_hash:
-        text = load_blob_texts(db, [row.response_message_hash]).get(row.response_message_hash)
-        if text is not None:
-            out["content"] = json.loads(text).get("content")
-    return out
-
-
 def request_document(db: Session, row: Exchange) -> Any:
-    body = rebuild_request_body(db, row)
+    body = read.rebuild_request_body(db, row)
     if isinstance(body, bytes):
         return body.decode("utf-8", errors="replace")
     return body
-
-
-def events_of(db: Session, row: Exchange) -> list[ShownEvent]:
-    if not row.is_sse:
-        return []
-    raw = load_raw(db, row.response_raw_hash) or b""
-    times = row.sse_event_times or []
-    return [ShownEvent(ev.event, ev.data, times[i] if i < len(times) else None)
-            for i, ev in enumerate(sse.parse_events(raw))]
 
 
 def previous_in_thread(db: Session, row: Exchange) -> tuple[str | None, int | None]:
@@ -84,7 +53,7 @@ def added_diff(db: Session, previous: Exchange, current: Any) -> list[tuple[str,
     if not isinstance(before, dict) or not isinstance(current, dict):
         return []
     before = copy.deepcopy(before)
-    answer = response_document(db, previous)
+    answer = read.rebuild_answer(db, previous)
     if answer and isinstance(before.get("messages"), list):
         before["messages"].append({"role": "assistant", "content": answer.get("content")})
     return render.unified_diff(render.pretty_json(before), render.pretty_json(current),
@@ -115,12 +84,13 @@ def request_view(exchange_id: int, request: Request, db: SessionDep, templates: 
     body = request_document(db, row)
     thread_id, previous_id = previous_in_thread(db, row)
     diff = added_diff(db, get_exchange(db, previous_id), body) if previous_id else []
-    response = response_document(db, row)
+    response = read.rebuild_answer(db, row)
     raw_response = None
     if response is None and row.response_raw_hash and not row.is_sse:
-        raw_response = (load_raw(db, row.response_raw_hash) or b"")[:MAX_SHOWN].decode("utf-8", errors="replace")
+        raw_response = (read.load_raw(db, row.response_raw_hash) or b"")[:MAX_SHOWN].decode("utf-8", errors="replace")
     return templates.TemplateResponse(request, "request.html", {
-        "e": row, "request_body": _shown(body), "response_body": _shown(response), "events": events_of(db, row),
-        "raw_response": raw_response, "timing": _timing(row), "diff": diff, "thread_id": thread_id,
-        "previous_id": previous_id, "tokens": costs.tokens_of(row), "cost": costs.exchange_cost(row),
+        "e": row, "request_body": _shown(body), "response_body": _shown(response),
+        "events": read.response_events(db, row), "raw_response": raw_response, "timing": _timing(row), "diff": diff,
+        "thread_id": thread_id, "previous_id": previous_id, "tokens": costs.tokens_of(row),
+        "cost": costs.exchange_cost(row),
     })

@@ -51,7 +51,7 @@ class RawBody(SQLModel, table=True):
 
     `encoding` is None (stored as is) or "zlib"; with `dictionary`, the zlib stream was made with a preset
     dictionary: SSE_DICTIONARY plus the JSON text of that Blob (the answer the stream carries), which
-    makes a stream cost little more than its answer. `pieces.load_raw` undoes all of it.
+    makes a stream cost little more than its answer. `read.load_raw` undoes all of it.
     """
 
     hash: str = Field(primary_key=True, max_length=64)  # of the bytes before compression

@@ -1,7 +1,7 @@
 """Split a Messages request body into content-addressed pieces, and rebuild it from them.
 
-Pure functions on plain data (`decompose`, `assemble`, `message_nodes`) plus two small readers that
-fetch pieces from the database (`rebuild_request_body`, `load_raw`). See models.py for why.
+Pure functions on plain data (`decompose`, `assemble`, `message_nodes`, `raw_row`); read.py puts bodies back
+together from the database. See models.py for why.
 """
 
 from __future__ import annotations
@@ -14,10 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import text
-from sqlmodel import Session, select
 
-from .models import Blob, Exchange, MessageNode, RawBody
+from .models import MessageNode
 
 CACHE_KEY = "cache_control"
 SECTIONS = ("system", "tools", "messages")
@@ -187,33 +185,6 @@ def message_nodes(message_refs: list[str]) -> list[MessageNode]:
     return nodes
 
 
-_CHAIN = text(
-    "WITH RECURSIVE chain(id, parent_id, message_hash, depth) AS ("
-    " SELECT id, parent_id, message_hash, depth FROM messagenode WHERE id = :tail"
-    " UNION ALL SELECT m.id, m.parent_id, m.message_hash, m.depth"
-    " FROM messagenode m JOIN chain c ON m.id = c.parent_id)"
-    " SELECT message_hash, depth FROM chain ORDER BY depth"
-)
-
-
-def message_refs_of(db: Session, tail: str | None) -> list[str]:
-    """The ordered message hashes of the request whose last message node is `tail`."""
-    if tail is None:
-        return []
-    rows = db.connection().execute(_CHAIN, {"tail": tail}).all()
-    if not rows or rows[0][1] != 1 or len(rows) != rows[-1][1]:
-        raise LookupError(f"message chain ending at {tail} is incomplete")
-    return [row[0] for row in rows]
-
-
-def load_blob_texts(db: Session, hashes: Iterable[str]) -> dict[str, str]:
-    wanted = set(hashes)
-    if not wanted:
-        return {}
-    rows = db.exec(select(Blob).where(Blob.hash.in_(wanted))).all()  # type: ignore[attr-defined]
-    return {row.hash: row.json_text for row in rows}
-
-
 # Words every Anthropic event stream repeats; with the answer's own JSON they form the preset dictionary
 # of a compressed stream. Never change it: stored streams need it to decompress (a new one needs a new
 # encoding name).
@@ -255,42 +226,3 @@ def raw_row(data: bytes, answer: Piece | None = None) -> dict[str, Any]:
         "dictionary": answer.hash if answer and packed is not None else None,
         "data": packed if packed is not None else data,
     }
-
-
-def load_raw(db: Session, digest: str | None) -> bytes | None:
-    """The bytes stored under `digest`, decompressed."""
-    if digest is None:
-        return None
-    row = db.get(RawBody, digest)
-    if row is None:
-        return None
-    if row.encoding is None:
-        return row.data
-    if row.encoding != "zlib":
-        raise ValueError(f"raw body {digest} has unknown encoding {row.encoding!r}")
-    if row.dictionary is None:
-        return zlib.decompress(row.data)
-    answer = load_blob_texts(db, [row.dictionary]).get(row.dictionary)
-    return zlib.decompressobj(zdict=stream_dictionary(answer)).decompress(row.data)
-
-
-def rebuild_request_body(db: Session, exchange: Exchange) -> dict[str, Any] | bytes | None:
-    """The request body as it was sent: a dict for decomposed bodies, bytes for raw ones."""
-    if exchange.request_body_kind == "raw":
-        return load_raw(db, exchange.request_raw_hash)
-    if exchange.request_body_kind != "messages" or exchange.request_skeleton is None:
-        return None
-    message_refs = message_refs_of(db, exchange.messages_tail)
-    texts = load_blob_texts(db, [*(exchange.system_refs or []), *(exchange.tool_refs or []), *message_refs])
-
-    def pick(refs: list[str] | None) -> list[Any] | None:
-        # parsed per reference: a piece used twice must not share one object when markers go back in
-        return None if refs is None else [json.loads(texts[h]) for h in refs]
-
-    return assemble(
-        exchange.request_skeleton,
-        pick(exchange.system_refs),
-        pick(exchange.tool_refs),
-        pick(message_refs),
-        exchange.cache_marks,
-    )

@@ -16,14 +16,15 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import Integer, func, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from .. import redact
 from ..captured import CapturedExchange
-from .models import Blob, Exchange, MessageNode, Meta, RawBody, Session
+from .maintenance import update_sessions
+from .models import Blob, Exchange, MessageNode, Meta, RawBody
 from .pieces import raw_row
 from .record import EXCHANGE_DEFAULTS, Rows, build_rows, when
 
@@ -243,55 +244,3 @@ def session_hints(built: list[Rows]) -> dict[str, dict[str, str]]:
         if rows.project_dir and not rows.exchange["is_subagent"]:
             hint.setdefault("project_dir", rows.project_dir)
     return hints
-
-
-def update_sessions(conn: Connection, touched: dict[str, dict[str, str]]) -> None:
-    """Recompute the summary of each touched session from its exchanges (correct with several writers)."""
-    if not touched:
-        return
-    ids = list(touched)
-    e = Exchange.__table__.c
-    errors = func.sum(
-        func.coalesce(((e.error_kind.is_not(None)) | (e.status_code >= 400)).cast(Integer), 0)
-    )
-    stats = conn.execute(
-        select(
-            e.session_id,
-            func.min(e.started_at),
-            func.max(func.coalesce(e.finished_at, e.started_at)),
-            func.count(),
-            func.sum(e.is_subagent.cast(Integer)),
-            func.count(e.agent_id.distinct()),
-            func.coalesce(func.sum(e.input_tokens), 0),
-            func.coalesce(func.sum(e.output_tokens), 0),
-            func.coalesce(func.sum(e.cache_creation_input_tokens), 0),
-            func.coalesce(func.sum(e.cache_read_input_tokens), 0),
-            errors,
-            func.sum(e.routed.cast(Integer)),
-        )
-        .where(e.session_id.in_(ids))
-        .group_by(e.session_id)
-    ).all()
-    models: dict[str, list[str]] = {}
-    for session_id, model in conn.execute(
-        select(e.session_id, e.model).where(e.session_id.in_(ids), e.model.is_not(None)).distinct()
-    ):
-        models.setdefault(session_id, []).append(model)
-    s = Session.__table__
-    existing = {row.id: row for row in conn.execute(select(s.c.id, s.c.project_dir).where(s.c.id.in_(ids)))}
-    for (sid, first, last, count, sub, agents, inp, out, cwrite, cread, errs, routed) in stats:
-        hint = touched.get(sid, {})
-        values = {
-            "started_at": first, "last_activity_at": last, "request_count": count,
-            "subagent_request_count": sub or 0, "subagent_runs": agents or 0, "input_tokens": inp,
-            "output_tokens": out, "cache_creation_input_tokens": cwrite, "cache_read_input_tokens": cread,
-            "error_count": errs or 0, "routed_count": routed or 0, "models": sorted(models.get(sid, [])),
-        }
-        if hint.get("client_version"):
-            values["client_version"] = hint["client_version"]
-        if sid in existing:
-            if existing[sid].project_dir is None and hint.get("project_dir"):
-                values["project_dir"] = hint["project_dir"]
-            conn.execute(s.update().where(s.c.id == sid).values(**values))
-        else:
-            conn.execute(s.insert().values(id=sid, project_dir=hint.get("project_dir"), **values))
