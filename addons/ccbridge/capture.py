@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from mitmproxy import http
 
 from .captured import CapturedExchange
-from .config import Config
+from .settings import Settings
 
 log = logging.getLogger("ccbridge.capture")
 
@@ -89,7 +89,7 @@ class Tee:
 class Recorder(Protocol):
     """Where captures go (the Runtime, or a test double)."""
 
-    config: Config
+    config: Settings
 
     def submit(self, captured: CapturedExchange) -> None: ...
 

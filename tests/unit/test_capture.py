@@ -7,12 +7,12 @@ from mitmproxy.test import taddons, tflow, tutils
 
 from ccbridge.capture import Capture, Tee, error_kind
 from ccbridge.captured import CapturedExchange
-from ccbridge.config import CaptureConfig, Config
+from ccbridge.settings import CaptureSettings, Settings
 
 
 @dataclass
 class Recorder:
-    config: Config = field(default_factory=Config)
+    config: Settings = field(default_factory=Settings)
     records: list[CapturedExchange] = field(default_factory=list)
 
     def submit(self, captured):
@@ -95,7 +95,7 @@ def test_error_records_what_arrived():
 
 
 def test_explicit_proxy_mode_records_only_api_hosts():
-    recorder = Recorder(config=Config(capture=CaptureConfig(hosts=("api.anthropic.com",))))
+    recorder = Recorder(config=Settings(capture=CaptureSettings(hosts=("api.anthropic.com",))))
     addon = Capture(recorder)
     with taddons.context(addon):
         other = tflow.tflow(req=tutils.treq(host="statsig.anthropic.com"))

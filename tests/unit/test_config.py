@@ -4,21 +4,21 @@ from pathlib import Path
 
 import pytest
 
-from ccbridge.config import Config, find_config, load_config, parse_config
 from ccbridge.errors import ConfigError
+from ccbridge.settings import Settings, find_config, load_settings, parse_settings
 
 
 def test_no_file_means_defaults(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    config = load_config(None, env={})
+    config = load_settings(None, env={})
     assert config.storage.url is None and config.capture.hosts == ("api.anthropic.com",)
     assert config.viewer.host == "127.0.0.1" and config.viewer.port == 8083
 
 
 def test_the_example_file_is_valid():
     example = Path(__file__).resolve().parents[2] / "config.yaml.example"
-    config = load_config(str(example), env={})
-    assert isinstance(config, Config) and config.capture.max_body_mb == 64
+    config = load_settings(str(example), env={})
+    assert isinstance(config, Settings) and config.capture.max_body_mb == 64
 
 
 @pytest.mark.parametrize("raw,key,words", [
@@ -37,7 +37,7 @@ def test_the_example_file_is_valid():
 ])
 def test_wrong_values_name_their_key(raw, key, words):
     with pytest.raises(ConfigError) as caught:
-        parse_config(raw, env={})
+        parse_settings(raw, env={})
     assert caught.value.key == key
     assert str(caught.value).startswith(f"{key}: ") and words in str(caught.value)
 
@@ -60,4 +60,4 @@ def test_invalid_yaml_names_the_file(tmp_path):
     bad = tmp_path / "config.yaml"
     bad.write_text("storage: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
-        load_config(str(bad), env={})
+        load_settings(str(bad), env={})

@@ -20,9 +20,9 @@ from mitmproxy.test import tflow, tutils
 
 from ccbridge.capture import META_PROVIDER_REQUEST, META_PROVIDER_RESPONSE, META_ROUTE, Capture
 from ccbridge.captured import CapturedExchange
-from ccbridge.config import Config, parse_config
 from ccbridge.routing.addon import META_TOKEN, Routing
 from ccbridge.routing.sidecar import TOKEN_HEADER, RoutedRequest, Sidecar
+from ccbridge.settings import Settings, parse_settings
 from ccbridge.sse import parse_events
 from tests.fixtures import FIXTURES, VERSIONS, captured_requests
 from tests.support.mock_anthropic import message_events, tool_use_block
@@ -69,11 +69,11 @@ def answer_with_agent_call(flow: http.HTTPFlow, record: dict[str, Any], *, gzipp
     flow.metadata["ccbridge_captured"] = captured
 
 
-def config(**raw: Any) -> Config:
+def config(**raw: Any) -> Settings:
     raw.setdefault("providers", {"mockai": {"base_url": "http://127.0.0.1:9/v1", "api_key": "sk-mock"}})
     raw.setdefault("subagents", {"default_provider": "mockai", "mappings": {"code-reviewer": "gpt-mock"}})
     raw.setdefault("routing", {"agent_dirs": []})
-    return parse_config(raw, env={})
+    return parse_settings(raw, env={})
 
 
 @pytest.fixture
@@ -188,7 +188,7 @@ async def test_route_by_requested_model() -> None:
 
 
 async def test_nothing_is_routed_until_routing_is_enabled() -> None:
-    addon = Routing(SimpleNamespace(config=parse_config({}, env={})))
+    addon = Routing(SimpleNamespace(config=parse_settings({}, env={})))
     addon.configure(set())
     await addon.running()
     assert addon.sidecar is None
@@ -213,7 +213,7 @@ async def test_an_unmapped_subagent_goes_to_anthropic(routing: Routing) -> None:
 
 @dataclass
 class Recorder:
-    config: Config = field(default_factory=Config)
+    config: Settings = field(default_factory=Settings)
     records: list[CapturedExchange] = field(default_factory=list)
 
     def submit(self, captured: CapturedExchange) -> None:

@@ -1,4 +1,4 @@
-"""parse_routing: the routing sections of config.yaml and SUBAGENT_MAPPINGS."""
+"""The routing sections of config.yaml and SUBAGENT_MAPPINGS, resolved into `Settings.routing`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from ccbridge.errors import ConfigError
-from ccbridge.routing.settings import ROUTING_KEYS, Route, parse_env_mappings, parse_routing
+from ccbridge.routes import Route, RoutingSettings, parse_env_mappings
+from ccbridge.settings import ROUTING_KEYS, parse_settings
 
 EXAMPLE = yaml.safe_load("""
 providers:
@@ -34,8 +35,8 @@ storage: {url: "sqlite:///x.db"}
 ENV = {"OPENAI_API_KEY": "sk-test"}
 
 
-def parse(raw: dict[str, Any], env: dict[str, str] | None = None):
-    return parse_routing(raw, ENV if env is None else env)
+def parse(raw: dict[str, Any], env: dict[str, str] | None = None) -> RoutingSettings:
+    return parse_settings(raw, ENV if env is None else env).routing
 
 
 def fails(raw: dict[str, Any], env: dict[str, str] | None = None) -> ConfigError:

@@ -1,5 +1,6 @@
 """Subagent routing: which requests go to which provider and model, and what that model accepts."""
 
+from ccbridge.routes import Provider, Route, RoutingSettings
 from ccbridge.routing.agents import (
     AgentCall,
     AgentDefinition,
@@ -10,11 +11,9 @@ from ccbridge.routing.agents import (
     parse_agent_file,
     recognise_agent,
 )
-from ccbridge.routing.settings import ROUTING_KEYS, Provider, Route, RoutingSettings, parse_routing
 from ccbridge.translate.capabilities import ModelCapabilities, capabilities_for
 
 __all__ = [
-    "ROUTING_KEYS",
     "AgentCall",
     "AgentDefinition",
     "AgentDefinitions",
@@ -27,6 +26,5 @@ __all__ = [
     "agent_calls_in",
     "capabilities_for",
     "parse_agent_file",
-    "parse_routing",
     "recognise_agent",
 ]

@@ -31,6 +31,7 @@ from ccbridge.capture import META as CAPTURE_META
 from ccbridge.capture import META_PROVIDER_REQUEST, META_PROVIDER_RESPONSE, META_ROUTE
 from ccbridge.captured import CapturedExchange
 from ccbridge.identity import identify
+from ccbridge.routes import Route, RoutingSettings
 from ccbridge.routing.agents import (
     DELEGATION_TOOLS,
     AgentDefinition,
@@ -39,7 +40,6 @@ from ccbridge.routing.agents import (
     Recognition,
     agent_calls_in,
 )
-from ccbridge.routing.settings import Route, RoutingSettings
 from ccbridge.routing.sidecar import TOKEN_HEADER, RoutedRequest, Sidecar
 from ccbridge.sse import assemble_message, parse_events
 from ccbridge.translate import estimate_prompt_tokens, to_openai_request

@@ -28,8 +28,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ccbridge.routes import Provider, Route
 from ccbridge.routing.provider import PROVIDER_ERRORS, AnthropicRelay, ProviderClients, forwardable, provider_error_body
-from ccbridge.routing.settings import Provider, Route
 from ccbridge.translate import (
     IncompleteAnswer,
     StreamTranslator,
