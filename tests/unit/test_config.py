@@ -1,11 +1,17 @@
 """config.yaml validation: every wrong value is refused with a message naming the key and what is allowed."""
 
+import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Annotated, Any, get_args, get_origin
 
 import pytest
+from pydantic import BaseModel
 
 from ccbridge.errors import ConfigError
 from ccbridge.settings import Settings, find_config, load_settings, parse_settings
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "config.yaml.example"
 
 
 def test_no_file_means_defaults(tmp_path, monkeypatch):
@@ -16,8 +22,7 @@ def test_no_file_means_defaults(tmp_path, monkeypatch):
 
 
 def test_the_example_file_is_valid():
-    example = Path(__file__).resolve().parents[2] / "config.yaml.example"
-    config = load_settings(str(example), env={})
+    config = load_settings(str(EXAMPLE), env={})
     assert isinstance(config, Settings) and config.capture.max_body_mb == 64
 
 
@@ -61,3 +66,56 @@ def test_invalid_yaml_names_the_file(tmp_path):
     bad.write_text("storage: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_settings(str(bad), env={})
+
+
+# --- config.yaml.example documents the model ----------------------------------------------------------------
+
+
+def key_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Every key a config.yaml may hold, `*` standing for a name the user picks (a provider, an agent)."""
+    for name, field in model.model_fields.items():
+        path = (*prefix, field.alias or name)
+        yield path
+        for inner, keyed in sections_in(field.annotation):
+            yield from key_paths(inner, (*path, "*") if keyed else path)
+
+
+def sections_in(annotation: Any, keyed: bool = False) -> Iterator[tuple[type[BaseModel], bool]]:
+    """The models a field's type leads to, and whether a user-chosen key comes first (dict values)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation, keyed
+        return
+    args = get_args(annotation)
+    if get_origin(annotation) is dict:
+        yield from sections_in(args[1], keyed=True)
+    elif get_origin(annotation) is Annotated:
+        yield from sections_in(args[0], keyed)
+    else:  # unions (`X | None`, the two forms of a route)
+        for arg in args:
+            yield from sections_in(arg, keyed)
+
+
+def section_blocks(text: str) -> dict[str, str]:
+    """Top-level section name -> its text, commented-out sections included (`# models:`)."""
+    blocks: dict[str, str] = {}
+    current = None
+    for line in text.splitlines():
+        header = re.match(r"#? ?([a-z_]+):", line)
+        if header:
+            current = header.group(1)
+            blocks[current] = ""
+        if current is not None:
+            blocks[current] += line + "\n"
+    return blocks
+
+
+def test_the_example_shows_every_key_of_the_model():
+    blocks = section_blocks(EXAMPLE.read_text())
+    paths = list(key_paths(Settings))
+    assert ("providers", "*", "api_key_env") in paths and ("subagents", "mappings", "*", "fallback") in paths
+    missing = []
+    for section, *rest in paths:
+        block = blocks.get(section, "")
+        if not block or not all(re.search(rf"\b{re.escape(name)}\s*:", block) for name in rest if name != "*"):
+            missing.append(".".join((section, *rest)))
+    assert not missing, f"config.yaml.example does not mention: {', '.join(missing)}"
