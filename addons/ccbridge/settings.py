@@ -19,6 +19,7 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -47,9 +48,22 @@ NonEmpty = Annotated[str, StringConstraints(pattern=r"\S")]
 _PROVIDER_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
+def _none_is_empty(value: Any) -> Any:
+    # YAML reads a section whose keys are all commented out as null; that means "all defaults", as before
+    return {} if value is None else value
+
+
+OrEmpty = BeforeValidator(_none_is_empty)
+
+
 class _Section(BaseModel):
     # strict: YAML already gives typed values, so `"10"` for a number or `yes` as a string is a mistake
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _commented_out(cls, data: Any) -> Any:
+        return _none_is_empty(data)
 
 
 class StorageSettings(_Section):
@@ -77,7 +91,8 @@ class ProviderSettings(_Section):
     api_key: NonEmpty | None = Field(None, repr=False, description="the key itself (local servers take any word)")
     api_key_env: NonEmpty | None = Field(None, description="the name of the environment variable holding the key")
     kind: str | None = Field(None, description=f"one of {', '.join(PROVIDER_KINDS)} (default: from base_url)")
-    headers: dict[str, str] = Field(default_factory=dict, description="a mapping of header names to strings")
+    headers: Annotated[dict[str, str], OrEmpty] = Field(default_factory=dict, description=(
+        "a mapping of header names to strings"))
 
     @field_validator("base_url")
     @classmethod
@@ -124,7 +139,7 @@ class SubagentSettings(_Section):
     enable: bool | None = Field(None, description="true or false (default: on when anything is mapped)")
     default_provider: NonEmpty | None = Field(None, description=(
         "a provider name, for mappings that name none (default: the only provider, else openai)"))
-    mappings: dict[str, RouteEntry] = Field(default_factory=dict, description=(
+    mappings: Annotated[dict[str, RouteEntry], OrEmpty] = Field(default_factory=dict, description=(
         f"a mapping of agent names to routes: {ROUTE_WORDS}"))
 
 
@@ -145,13 +160,13 @@ class Settings(_Section):
     storage: StorageSettings = Field(default_factory=StorageSettings, description="a mapping (url, batch_size, ...)")
     capture: CaptureSettings = Field(default_factory=CaptureSettings, description="a mapping (hosts, max_body_mb)")
     viewer: ViewerSettings = Field(default_factory=ViewerSettings, description="a mapping (host, port, ...)")
-    providers: dict[str, ProviderSettings] = Field(default_factory=dict, description=(
+    providers: Annotated[dict[str, ProviderSettings], OrEmpty] = Field(default_factory=dict, description=(
         "a mapping of provider names to {base_url, api_key or api_key_env, kind, headers}"))
     subagents: SubagentSettings = Field(default_factory=SubagentSettings, description=(
         "a mapping (enable, default_provider, mappings)"))
-    models: dict[str, RouteEntry] = Field(default_factory=dict, description=(
+    models: Annotated[dict[str, RouteEntry], OrEmpty] = Field(default_factory=dict, description=(
         f"a mapping of Claude model names (globs allowed) to routes: {ROUTE_WORDS}"))
-    capabilities: dict[str, dict[str, Any]] = Field(default_factory=dict, description=(
+    capabilities: Annotated[dict[str, dict[str, Any]], OrEmpty] = Field(default_factory=dict, description=(
         "a mapping of model globs to capability fields"))
     routing_options: RoutingOptions = Field(default_factory=RoutingOptions, alias="routing", description=(
         "a mapping (ping_interval, agent_dirs, timeout)"))

@@ -47,6 +47,13 @@ def test_wrong_values_name_their_key(raw, key, words):
     assert str(caught.value).startswith(f"{key}: ") and words in str(caught.value)
 
 
+def test_sections_whose_keys_are_all_commented_out_mean_defaults(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("storage:\n  # url: sqlite:///x.db\nproviders:\nsubagents:\n  mappings:\nrouting:\n")
+    config = load_settings(str(path), env={})
+    assert config.storage.url is None and config.routing.providers == {} and not config.routing.enabled
+
+
 def test_config_path_from_option_then_environment(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
