@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from ccbridge.errors import ConfigError
 from ccbridge.settings import load_settings, storage_url
+from ccbridge.storage.db import open_engine
 
 from .auth import is_loopback
 
@@ -49,8 +50,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     import uvicorn
-
-    from ccbridge.storage.db import open_engine
 
     from .app import create_app
 

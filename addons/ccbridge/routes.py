@@ -109,7 +109,7 @@ def resolve_routing(settings: Settings, env: Mapping[str, str],
         # and switches routing on even where the config file says `enable: false`.
         mapped, enabled = from_env, True
     targets = [*mapped.values(), *by_model.values()]
-    default = default_provider(subagents.default_provider, set(configured), _first_without_provider(targets))
+    default = _default_provider(subagents.default_provider, set(configured), _first_without_provider(targets))
     agents = {name: t.route(default) for name, t in mapped.items()}
     models = {name: t.route(default) for name, t in by_model.items()}
 
@@ -132,7 +132,7 @@ def resolve_routing(settings: Settings, env: Mapping[str, str],
     return routing, warnings
 
 
-def default_provider(given: str | None, configured: set[str], needed_by: str | None) -> str:
+def _default_provider(given: str | None, configured: set[str], needed_by: str | None) -> str:
     """The provider of routes that name none: the one given, else the only one configured, else `openai`.
 
     Checked only when a route needs it (`needed_by` names the first such route).

@@ -40,7 +40,7 @@ from .routes import DEFAULT_AGENT_DIRS, RoutingSettings, resolve_routing
 from .storage.db import default_url
 from .translate.capabilities import PROVIDER_KINDS, parse_override
 
-ROUTING_KEYS = ("providers", "subagents", "models", "capabilities", "routing")
+ROUTING_KEYS = ("providers", "subagents", "models", "capabilities", "routing")  # the sections routes.py reads
 STORAGE_URL_ENV = "CCBRIDGE_STORAGE_URL"
 TOP_LEVEL = "(top level)"  # the key named when config.yaml is not a mapping at all
 
