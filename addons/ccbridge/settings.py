@@ -305,9 +305,8 @@ def _unwrap(node: Any) -> Any:
     while True:
         if get_origin(node) is Annotated:
             node = get_args(node)[0]
-        elif _is_union(node) and type(None) in get_args(node):
-            rest = [a for a in get_args(node) if a is not type(None)]
-            node = rest[0] if len(rest) == 1 else Union[tuple(rest)]  # noqa: UP007
+        elif _is_union(node) and type(None) in get_args(node):  # every `X | None` here has a single X
+            node = next(a for a in get_args(node) if a is not type(None))
         else:
             return node
 
