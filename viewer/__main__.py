@@ -1,8 +1,8 @@
 """`ccbridge-viewer`: serve the viewer over the capture database (127.0.0.1:8083 unless told otherwise).
 
-Settings come from the command line, then the environment (CCBRIDGE_VIEWER_PASSWORD, CCBRIDGE_VIEWER_TOKEN),
-then the `viewer:` and `storage:` sections of config.yaml. A bind address other than loopback is refused
-unless a password or token is set: the captures hold prompts, code and fingerprints of keys.
+Settings come from the command line, then the environment (CCBRIDGE_VIEWER_PASSWORD, CCBRIDGE_VIEWER_TOKEN,
+CCBRIDGE_STORAGE_URL), then the `viewer:` and `storage:` sections of config.yaml. A bind address other than
+loopback is refused unless a password or token is set: the captures hold prompts, code and fingerprints of keys.
 """
 
 from __future__ import annotations
@@ -12,6 +12,10 @@ import os
 import sys
 from collections.abc import Sequence
 
+from ccbridge.errors import ConfigError
+from ccbridge.settings import load_settings, storage_url
+from ccbridge.storage.db import open_engine
+
 from .auth import is_loopback
 
 
@@ -19,7 +23,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="ccbridge-viewer", description=__doc__.splitlines()[0])
     parser.add_argument("--host", help="address to bind (default: config viewer.host, else 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default: config viewer.port, else 8083; 0 picks a free one)")
-    parser.add_argument("--db", help="SQLAlchemy URL of the capture database (default: config storage.url)")
+    parser.add_argument("--db", help="SQLAlchemy URL of the capture database "
+                        "(default: $CCBRIDGE_STORAGE_URL, else config storage.url, else the local SQLite file)")
     parser.add_argument("--config", help="config.yaml to read (default: $CCBRIDGE_CONFIG, else ./config.yaml)")
     parser.add_argument("--password", help="require HTTP basic auth with this password (any user name)")
     parser.add_argument("--token", help="require `Authorization: Bearer <token>`")
@@ -28,11 +33,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    from ccbridge.config import load_config
-    from ccbridge.errors import ConfigError
-
     try:
-        config = load_config(args.config)
+        config = load_settings(args.config)
     except ConfigError as exc:
         print(f"ccbridge-viewer: {exc}", file=sys.stderr)
         return 2
@@ -49,11 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import uvicorn
 
-    from ccbridge.storage.db import default_url, open_engine
-
     from .app import create_app
 
-    url = args.db or config.storage.url or default_url()
+    url = storage_url(args.db, config)
     app = create_app(open_engine(url), password=password, token=token,
                      loopback_hosts_only=is_loopback(host) and not (password or token))
     print(f"ccbridge-viewer: reading {url}", file=sys.stderr, flush=True)

@@ -3,7 +3,8 @@
     ccbridge prune --days 30 [--db URL]   delete exchanges older than 30 days, then what only they used
     ccbridge db-reset [--db URL] [--yes]  delete the whole database (asks first on a terminal)
 
-The database is --db, else `storage.url` of config.yaml, else the default SQLite file.
+The database is --db, else $CCBRIDGE_STORAGE_URL, else `storage.url` of config.yaml, else the default SQLite
+file: the same rule as the proxy's and the viewer's (`ccbridge.settings.storage_url`).
 """
 
 from __future__ import annotations
@@ -13,16 +14,14 @@ import sys
 from collections.abc import Callable, Sequence
 
 from .errors import ConfigError
-from .storage.db import default_url, open_engine
+from .settings import load_settings, storage_url
+from .storage.db import open_engine
 from .storage.maintenance import prune, reset
 
 
 def database_url(option: str | None, config_option: str | None = None) -> str:
-    if option:
-        return option
-    from .config import load_config
-
-    return load_config(config_option).storage.url or default_url()
+    """The database to work on: --db, else $CCBRIDGE_STORAGE_URL, else config.yaml's, else the default."""
+    return storage_url(option, load_settings(config_option))
 
 
 def _confirm(question: str, ask: Callable[[str], str]) -> bool:
@@ -38,9 +37,9 @@ def main(argv: Sequence[str] | None = None, ask: Callable[[str], str] = input) -
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("prune", help="delete captures older than N days")
     p.add_argument("--days", type=float, required=True, help="keep the last N days")
-    p.add_argument("--db", help="SQLAlchemy URL (default: config storage.url, else the local SQLite file)")
+    p.add_argument("--db", help="SQLAlchemy URL (default: $CCBRIDGE_STORAGE_URL, else config storage.url, else SQLite)")
     r = commands.add_parser("db-reset", help="delete the whole capture database")
-    r.add_argument("--db", help="SQLAlchemy URL (default: config storage.url, else the local SQLite file)")
+    r.add_argument("--db", help="SQLAlchemy URL (default: $CCBRIDGE_STORAGE_URL, else config storage.url, else SQLite)")
     r.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     args = parser.parse_args(argv)
     try:

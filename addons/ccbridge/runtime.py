@@ -7,14 +7,13 @@ naming the key) and opens the storage, `done` flushes every pending write.
 from __future__ import annotations
 
 import logging
-import os
 
 from mitmproxy import ctx, exceptions
 
 from .captured import CapturedExchange
-from .config import Config, load_config
 from .errors import ConfigError
-from .storage.db import default_url, open_engine
+from .settings import Settings, load_settings, storage_url
+from .storage.db import open_engine
 from .storage.process import WriterProcess
 
 log = logging.getLogger("ccbridge")
@@ -24,7 +23,7 @@ OPTIONS = ("ccbridge_config", "ccbridge_storage_url")
 
 class Runtime:
     def __init__(self) -> None:
-        self.config = Config()
+        self.config = Settings()
         self.writer: WriterProcess | None = None
         self.storage_url: str | None = None
 
@@ -32,17 +31,19 @@ class Runtime:
         loader.add_option("ccbridge_config", str, "",
                           "Path of ccbridge's config.yaml (else $CCBRIDGE_CONFIG, else ./config.yaml).")
         loader.add_option("ccbridge_storage_url", str, "",
-                          "SQLAlchemy URL of the capture database; overrides storage.url of config.yaml.")
+                          "SQLAlchemy URL of the capture database; overrides $CCBRIDGE_STORAGE_URL and "
+                          "storage.url of config.yaml.")
 
     def configure(self, updated: set[str]) -> None:
         if not updated & set(OPTIONS) and self.writer is not None:
             return
         try:
-            config = load_config(ctx.options.ccbridge_config or None)
+            config = load_settings(ctx.options.ccbridge_config or None)
         except ConfigError as exc:
             raise exceptions.OptionsError(f"ccbridge config: {exc}") from exc
-        url = ctx.options.ccbridge_storage_url or os.environ.get("CCBRIDGE_STORAGE_URL") or config.storage.url
-        url = url or default_url()
+        for warning in config.warnings:
+            log.warning("ccbridge config: %s", warning)
+        url = storage_url(ctx.options.ccbridge_storage_url or None, config)
         if self.writer is None or url != self.storage_url:
             try:
                 engine = open_engine(url)  # here, so that a bad URL stops start-up with its reason

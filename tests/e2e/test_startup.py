@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.proxy import ADDON, mitmdump_bin
+from tests.conftest import require_tool
+from tests.support.proxy import ADDON, mitmdump_bin, start_proxy
 
 pytestmark = pytest.mark.e2e
 
@@ -40,3 +41,15 @@ def test_missing_config_file_and_bad_storage_url(tmp_path: Path):
     assert result.returncode != 0 and "no config file at" in result.stdout + result.stderr
     result = start(tmp_path, None, "--set", "ccbridge_storage_url=nosuchdb://x/y")
     assert result.returncode != 0 and "ccbridge storage.url 'nosuchdb://x/y': cannot open" in result.stdout
+
+
+def test_a_provider_no_route_uses_is_named_in_a_warning_and_not_asked_for_its_key(tmp_path: Path):
+    require_tool(mitmdump_bin(), "run `make venv`")
+    config = {
+        "providers": {"ollama": {"base_url": "http://127.0.0.1:11434/v1", "api_key": "ollama"},
+                      "spare": {"base_url": "http://127.0.0.1:9/v1", "api_key_env": "CCBRIDGE_TEST_UNSET_KEY"}},
+        "subagents": {"mappings": {"x": "ollama/qwen3:8b"}},
+    }
+    with start_proxy("http://127.0.0.1:9", tmp_path, config) as proxy:
+        pass
+    assert "providers.spare: no route uses this provider" in proxy.log()

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -106,13 +106,14 @@ def _stop_leftovers() -> None:
         proxy.stop(timeout=5)
 
 
-def _launch(args: Sequence[str], workdir: Path, db_url: str | None) -> ProxyProcess:
+def _launch(args: Sequence[str], workdir: Path, db_url: str | None,
+            extra_env: Mapping[str, str] | None = None) -> ProxyProcess:
     log_path = workdir / "mitmdump.log"
     with log_path.open("wb") as log:
         # cwd and env: no ./config.yaml or $CCBRIDGE_* of the developer's may leak into a test
         env = {k: v for k, v in os.environ.items() if not k.startswith("CCBRIDGE_")}
         popen = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                 cwd=workdir, env={**env, "PYTHONUNBUFFERED": "1"})
+                                 cwd=workdir, env={**env, **(extra_env or {}), "PYTHONUNBUFFERED": "1"})
     proxy = ProxyProcess(popen, 0, workdir, log_path, db_url)
     _started.add(proxy)
     try:
@@ -140,19 +141,26 @@ def _base_args(upstream_url: str, workdir: Path) -> list[str]:
 
 
 def start_proxy(upstream_url: str, tmp_path: Path, config: dict[str, Any] | None = None,
-                extra_args: Sequence[str] = (), storage_url: str | None = None) -> ProxyProcess:
-    """mitmdump with addons/bridge.py in reverse mode to `upstream_url`, storing into SQLite under tmp_path."""
+                extra_args: Sequence[str] = (), storage_url: str | None = None,
+                storage_url_from_env: bool = False) -> ProxyProcess:
+    """mitmdump with addons/bridge.py in reverse mode to `upstream_url`, storing into SQLite under tmp_path.
+
+    The storage URL is given as `--set ccbridge_storage_url`, or as $CCBRIDGE_STORAGE_URL only.
+    """
     workdir = Path(tempfile.mkdtemp(prefix="proxy-", dir=tmp_path))
-    # once only: mitmproxy silently drops a script whose option is given twice
     db_url = storage_url or f"sqlite:///{workdir / 'cc.db'}"
-    args = [*_base_args(upstream_url, workdir), "-s", str(ADDON), "--set", f"ccbridge_storage_url={db_url}"]
+    args = [*_base_args(upstream_url, workdir), "-s", str(ADDON)]
+    env = {"CCBRIDGE_STORAGE_URL": db_url} if storage_url_from_env else {}
+    if not storage_url_from_env:
+        # once only: mitmproxy silently drops a script whose option is given twice
+        args += ["--set", f"ccbridge_storage_url={db_url}"]
     if config is not None:
         import yaml
 
         config_path = workdir / "config.yaml"
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         args += ["--set", f"ccbridge_config={config_path}"]
-    return _launch([*args, *extra_args], workdir, db_url)
+    return _launch([*args, *extra_args], workdir, db_url, env)
 
 
 def start_bare_mitmdump(upstream_url: str, tmp_path: Path, extra_args: Sequence[str] = ()) -> ProxyProcess:

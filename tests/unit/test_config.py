@@ -1,24 +1,29 @@
 """config.yaml validation: every wrong value is refused with a message naming the key and what is allowed."""
 
+import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Annotated, Any, get_args, get_origin
 
 import pytest
+from pydantic import BaseModel
 
-from ccbridge.config import Config, find_config, load_config, parse_config
 from ccbridge.errors import ConfigError
+from ccbridge.settings import Settings, find_config, load_settings, parse_settings
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "config.yaml.example"
 
 
 def test_no_file_means_defaults(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    config = load_config(None, env={})
+    config = load_settings(None, env={})
     assert config.storage.url is None and config.capture.hosts == ("api.anthropic.com",)
     assert config.viewer.host == "127.0.0.1" and config.viewer.port == 8083
 
 
 def test_the_example_file_is_valid():
-    example = Path(__file__).resolve().parents[2] / "config.yaml.example"
-    config = load_config(str(example), env={})
-    assert isinstance(config, Config) and config.capture.max_body_mb == 64
+    config = load_settings(str(EXAMPLE), env={})
+    assert isinstance(config, Settings) and config.capture.max_body_mb == 64
 
 
 @pytest.mark.parametrize("raw,key,words", [
@@ -37,9 +42,16 @@ def test_the_example_file_is_valid():
 ])
 def test_wrong_values_name_their_key(raw, key, words):
     with pytest.raises(ConfigError) as caught:
-        parse_config(raw, env={})
+        parse_settings(raw, env={})
     assert caught.value.key == key
     assert str(caught.value).startswith(f"{key}: ") and words in str(caught.value)
+
+
+def test_sections_whose_keys_are_all_commented_out_mean_defaults(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("storage:\n  # url: sqlite:///x.db\nproviders:\nsubagents:\n  mappings:\nrouting:\n")
+    config = load_settings(str(path), env={})
+    assert config.storage.url is None and config.routing.providers == {} and not config.routing.enabled
 
 
 def test_config_path_from_option_then_environment(tmp_path, monkeypatch):
@@ -60,4 +72,57 @@ def test_invalid_yaml_names_the_file(tmp_path):
     bad = tmp_path / "config.yaml"
     bad.write_text("storage: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
-        load_config(str(bad), env={})
+        load_settings(str(bad), env={})
+
+
+# --- config.yaml.example documents the model ----------------------------------------------------------------
+
+
+def key_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Every key a config.yaml may hold, `*` standing for a name the user picks (a provider, an agent)."""
+    for name, field in model.model_fields.items():
+        path = (*prefix, field.alias or name)
+        yield path
+        for inner, keyed in sections_in(field.annotation):
+            yield from key_paths(inner, (*path, "*") if keyed else path)
+
+
+def sections_in(annotation: Any, keyed: bool = False) -> Iterator[tuple[type[BaseModel], bool]]:
+    """The models a field's type leads to, and whether a user-chosen key comes first (dict values)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation, keyed
+        return
+    args = get_args(annotation)
+    if get_origin(annotation) is dict:
+        yield from sections_in(args[1], keyed=True)
+    elif get_origin(annotation) is Annotated:
+        yield from sections_in(args[0], keyed)
+    else:  # unions (`X | None`, the two forms of a route)
+        for arg in args:
+            yield from sections_in(arg, keyed)
+
+
+def section_blocks(text: str) -> dict[str, str]:
+    """Top-level section name -> its text, commented-out sections included (`# models:`)."""
+    blocks: dict[str, str] = {}
+    current = None
+    for line in text.splitlines():
+        header = re.match(r"#? ?([a-z_]+):", line)
+        if header:
+            current = header.group(1)
+            blocks[current] = ""
+        if current is not None:
+            blocks[current] += line + "\n"
+    return blocks
+
+
+def test_the_example_shows_every_key_of_the_model():
+    blocks = section_blocks(EXAMPLE.read_text())
+    paths = list(key_paths(Settings))
+    assert ("providers", "*", "api_key_env") in paths and ("subagents", "mappings", "*", "fallback") in paths
+    missing = []
+    for section, *rest in paths:
+        block = blocks.get(section, "")
+        if not block or not all(re.search(rf"\b{re.escape(name)}\s*:", block) for name in rest if name != "*"):
+            missing.append(".".join((section, *rest)))
+    assert not missing, f"config.yaml.example does not mention: {', '.join(missing)}"

@@ -22,7 +22,6 @@ from mitmproxy.test import taddons, tflow, tutils
 from ccbridge import identity
 from ccbridge.capture import Capture
 from ccbridge.captured import CapturedExchange
-from ccbridge.config import Config, parse_config
 from ccbridge.flow_meta import (
     META_CAPTURED,
     META_IDENTITY,
@@ -33,6 +32,7 @@ from ccbridge.flow_meta import (
 from ccbridge.identity import Identity
 from ccbridge.routing.addon import META_TOKEN, Routing
 from ccbridge.routing.sidecar import TOKEN_HEADER, RoutedRequest, Sidecar
+from ccbridge.settings import Settings, parse_settings
 from ccbridge.sse import parse_events
 from tests.fixtures import FIXTURES, VERSIONS, captured_requests
 from tests.support.mock_anthropic import message_events, tool_use_block
@@ -79,11 +79,11 @@ def answer_with_agent_call(flow: http.HTTPFlow, record: dict[str, Any], *, gzipp
     flow.metadata[META_CAPTURED] = captured
 
 
-def config(**raw: Any) -> Config:
+def config(**raw: Any) -> Settings:
     raw.setdefault("providers", {"mockai": {"base_url": "http://127.0.0.1:9/v1", "api_key": "sk-mock"}})
     raw.setdefault("subagents", {"default_provider": "mockai", "mappings": {"code-reviewer": "gpt-mock"}})
     raw.setdefault("routing", {"agent_dirs": []})
-    return parse_config(raw, env={})
+    return parse_settings(raw, env={})
 
 
 @pytest.fixture
@@ -198,7 +198,7 @@ async def test_route_by_requested_model() -> None:
 
 
 async def test_nothing_is_routed_until_routing_is_enabled() -> None:
-    addon = Routing(SimpleNamespace(config=parse_config({}, env={})))
+    addon = Routing(SimpleNamespace(config=parse_settings({}, env={})))
     addon.configure(set())
     await addon.running()
     assert addon.sidecar is None

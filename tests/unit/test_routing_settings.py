@@ -1,4 +1,4 @@
-"""parse_routing: the routing sections of config.yaml and SUBAGENT_MAPPINGS."""
+"""The routing sections of config.yaml and SUBAGENT_MAPPINGS, resolved into `Settings.routing`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from ccbridge.errors import ConfigError
-from ccbridge.routing.settings import ROUTING_KEYS, Route, parse_env_mappings, parse_routing
+from ccbridge.routes import Route, RoutingSettings, parse_env_mappings
+from ccbridge.settings import ROUTING_KEYS, parse_settings
 
 EXAMPLE = yaml.safe_load("""
 providers:
@@ -34,8 +35,8 @@ storage: {url: "sqlite:///x.db"}
 ENV = {"OPENAI_API_KEY": "sk-test"}
 
 
-def parse(raw: dict[str, Any], env: dict[str, str] | None = None):
-    return parse_routing(raw, ENV if env is None else env)
+def parse(raw: dict[str, Any], env: dict[str, str] | None = None) -> RoutingSettings:
+    return parse_settings(raw, ENV if env is None else env).routing
 
 
 def fails(raw: dict[str, Any], env: dict[str, str] | None = None) -> ConfigError:
@@ -233,3 +234,71 @@ def test_provider_kind_is_guessed_from_the_url_or_given() -> None:
         "openai-compatible",
         "vllm",
     )
+
+
+# --- only what a route uses is checked ----------------------------------------------------------------------
+
+OLLAMA_ONLY = {
+    "providers": {"ollama": {"base_url": "http://127.0.0.1:11434/v1", "api_key": "ollama"}},
+    "subagents": {"mappings": {"x": "qwen3:8b"}},
+}
+
+
+def test_a_config_with_only_ollama_loads_without_any_word_of_openai() -> None:
+    loaded = parse_settings(OLLAMA_ONLY, {})
+    settings = loaded.routing
+    assert settings.enabled and settings.default_provider == "ollama"
+    assert settings.agents == {"x": Route("ollama", "qwen3:8b")}
+    assert set(settings.providers) == {"ollama"} and loaded.warnings == ()
+    assert "openai" not in repr(settings)
+
+
+def test_the_only_provider_is_the_default_also_for_models_and_the_environment() -> None:
+    raw = {**OLLAMA_ONLY, "models": {"claude-haiku-*": "qwen3:4b"}}
+    settings = parse(raw, {"SUBAGENT_MAPPINGS": "y:qwen3:14b"})
+    assert settings.agents == {"y": Route("ollama", "qwen3:14b")}
+    assert settings.models == {"claude-haiku-*": Route("ollama", "qwen3:4b")}
+
+
+def test_a_provider_no_route_uses_is_not_asked_for_its_key_but_named_in_a_warning() -> None:
+    raw = yaml.safe_load(yaml.safe_dump(OLLAMA_ONLY))
+    raw["providers"]["openai"] = {"base_url": "https://api.openai.com/v1", "api_key_env": "OPENAI_API_KEY"}
+    raw["subagents"]["mappings"] = {"x": "ollama/qwen3:8b"}
+    loaded = parse_settings(raw, {})
+    assert loaded.routing.enabled and loaded.routing.providers["openai"].api_key == ""
+    assert len(loaded.warnings) == 1 and loaded.warnings[0].startswith("providers.openai: no route uses")
+
+
+def test_no_warning_while_routing_is_off() -> None:
+    assert parse_settings(with_("subagents.enable", False), {}).warnings == ()
+
+
+def test_a_default_provider_nothing_needs_is_not_checked() -> None:
+    raw = {**OLLAMA_ONLY, "subagents": {"default_provider": "azure", "mappings": {"x": "ollama/qwen3:8b"}}}
+    assert parse(raw, {}).agents == {"x": Route("ollama", "qwen3:8b")}
+
+
+def test_several_providers_without_openai_need_a_default_provider_for_a_bare_model() -> None:
+    raw = yaml.safe_load(yaml.safe_dump(OLLAMA_ONLY))
+    raw["providers"]["vllm"] = {"base_url": "http://gpu-box:8000/v1", "api_key": "k"}
+    error = fails(raw, {})
+    assert error.key == "subagents.default_provider" and "subagents.mappings.x" in error.problem
+    assert "ollama" in error.problem and "vllm" in error.problem
+    raw["subagents"]["mappings"] = {"x": "vllm/qwen3:8b"}
+    assert parse(raw, {}).agents == {"x": Route("vllm", "qwen3:8b")}
+
+
+@pytest.mark.parametrize(("raw", "env", "route"), [
+    (EXAMPLE, {}, "subagents.mappings.code-reviewer"),
+    ({"models": {"claude-haiku-*": "gpt-5-nano"}}, {}, "models.claude-haiku-*"),
+    ({}, {"SUBAGENT_MAPPINGS": "Explore:gpt-5-nano"}, "SUBAGENT_MAPPINGS entry 'Explore:gpt-5-nano'"),
+])
+def test_a_missing_key_names_the_route_that_needs_it(raw: dict[str, Any], env: dict[str, str], route: str) -> None:
+    assert str(fails(raw, env)) == (
+        f"providers.openai.api_key_env: environment variable OPENAI_API_KEY is not set (needed by {route})"
+    )
+
+
+def test_a_provider_without_a_key_names_the_route_that_needs_it() -> None:
+    error = fails({**OLLAMA_ONLY, "providers": {"ollama": {"base_url": "http://127.0.0.1:11434/v1"}}}, {})
+    assert error.key == "providers.ollama" and "needed by subagents.mappings.x" in error.problem

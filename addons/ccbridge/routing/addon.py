@@ -31,6 +31,7 @@ from ccbridge.captured import CapturedExchange
 from ccbridge.claude_code import AGENT_HEADER, DELEGATION_TOOLS, SUBAGENT_MARK
 from ccbridge.flow_meta import META_CAPTURED, META_PROVIDER_REQUEST, META_PROVIDER_RESPONSE, META_ROUTE, identity_of
 from ccbridge.identity import Identity
+from ccbridge.routes import Route, RoutingSettings
 from ccbridge.routing.agents import (
     AgentDefinition,
     AgentDefinitions,
@@ -38,7 +39,6 @@ from ccbridge.routing.agents import (
     Recognition,
     agent_calls_in,
 )
-from ccbridge.routing.settings import Route, RoutingSettings
 from ccbridge.routing.sidecar import TOKEN_HEADER, RoutedRequest, Sidecar
 from ccbridge.sse import assemble_message, parse_events
 from ccbridge.translate import estimate_prompt_tokens, to_openai_request

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import openai
 
-from ccbridge.routing.settings import Provider
+from ccbridge.routes import Provider
 
 # Errors that are the provider's (or the network's), as opposed to bugs of ours.
 PROVIDER_ERRORS: tuple[type[BaseException], ...] = (openai.APIError, httpx.HTTPError)

@@ -28,9 +28,9 @@ from typing import Any
 
 import h11
 
+from ccbridge.routes import Provider, Route
 from ccbridge.routing.provider import PROVIDER_ERRORS, AnthropicRelay, ProviderClients, forwardable, provider_error_body
 from ccbridge.routing.server import HttpServer, ResponseWriter
-from ccbridge.routing.settings import Provider, Route
 from ccbridge.translate import (
     IncompleteAnswer,
     StreamTranslator,
