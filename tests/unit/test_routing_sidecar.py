@@ -6,15 +6,15 @@ import asyncio
 import dataclasses
 import json
 
-from ccbridge.config import parse_config
 from ccbridge.routing.sidecar import TOKEN_HEADER, RoutedRequest, Sidecar
+from ccbridge.settings import parse_settings
 from tests.support.mock_openai import MockOpenAI, Stall, chunk
 
 GUARD = 10.0  # seconds: only so that a broken sidecar fails the test instead of hanging it
 
 
 async def test_a_client_leaving_mid_answer_cancels_the_provider_request() -> None:
-    settings = parse_config({
+    settings = parse_settings({
         "providers": {"mockai": {"base_url": "http://127.0.0.1:9/v1", "api_key": "sk-mock"}},
         "subagents": {"default_provider": "mockai", "mappings": {"code-reviewer": "gpt-mock"}},
         "routing": {"agent_dirs": []},
