@@ -34,7 +34,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        config = load_settings(args.config)
+        config = load_settings(args.config, check_keys=False)
     except ConfigError as exc:
         print(f"ccbridge-viewer: {exc}", file=sys.stderr)
         return 2

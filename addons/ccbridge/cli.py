@@ -21,7 +21,7 @@ from .storage.maintenance import prune, reset
 
 def database_url(option: str | None, config_option: str | None = None) -> str:
     """The database to work on: --db, else $CCBRIDGE_STORAGE_URL, else config.yaml's, else the default."""
-    return storage_url(option, load_settings(config_option))
+    return storage_url(option, load_settings(config_option, check_keys=False))
 
 
 def _confirm(question: str, ask: Callable[[str], str]) -> bool:

@@ -92,8 +92,8 @@ class _Target:
         return Route(self.provider or default, self.model, self.fallback)
 
 
-def resolve_routing(settings: Settings, env: Mapping[str, str],
-                    builtin_openai: ProviderSettings) -> tuple[RoutingSettings, list[str]]:
+def resolve_routing(settings: Settings, env: Mapping[str, str], builtin_openai: ProviderSettings, *,
+                    check_keys: bool = True) -> tuple[RoutingSettings, list[str]]:
     """The routes of validated settings and the environment, and warnings about what nothing uses.
 
     `builtin_openai` is the provider `openai` when a route uses it and `providers:` does not define it.
@@ -119,7 +119,7 @@ def resolve_routing(settings: Settings, env: Mapping[str, str],
     sections = dict(configured)
     if BUILTIN_OPENAI in needed_by and BUILTIN_OPENAI not in sections:
         sections[BUILTIN_OPENAI] = builtin_openai
-    providers = {name: _provider(name, section, env, needed_by.get(name) if enabled else None)
+    providers = {name: _provider(name, section, env, needed_by.get(name) if enabled and check_keys else None)
                  for name, section in sections.items()}
     warnings = [f"providers.{name}: no route uses this provider, so its key is not checked"
                 for name in sorted(configured) if enabled and name not in needed_by]

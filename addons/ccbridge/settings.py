@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
+import platformdirs
 import yaml
 from pydantic import (
     AfterValidator,
@@ -37,7 +38,6 @@ from pydantic_core import ErrorDetails
 
 from .errors import ConfigError
 from .routes import DEFAULT_AGENT_DIRS, RoutingSettings, resolve_routing
-from .storage.db import default_url
 from .translate.capabilities import PROVIDER_KINDS, parse_override
 
 ROUTING_KEYS = ("providers", "subagents", "models", "capabilities", "routing")  # the sections routes.py reads
@@ -198,8 +198,9 @@ class Settings(_Section):
     @model_validator(mode="after")
     def _resolve_routes(self, info: ValidationInfo) -> Settings:
         # The environment comes only through parse_settings/load_settings; `Settings()` alone reads none.
-        env = (info.context or {}).get("env", {})
-        routing, warnings = resolve_routing(self, env, BUILTIN_OPENAI_SETTINGS)
+        context = info.context or {}
+        routing, warnings = resolve_routing(self, context.get("env", {}), BUILTIN_OPENAI_SETTINGS,
+                                            check_keys=context.get("check_keys", True))
         self._routing, self._warnings = routing, tuple(warnings)
         return self
 
@@ -207,11 +208,23 @@ class Settings(_Section):
 # --- reading ------------------------------------------------------------------------------------------
 
 
-def parse_settings(raw: Any, env: Mapping[str, str] | None = None) -> Settings:
-    """Validate a parsed config.yaml (None or {} means all defaults) together with the environment."""
+def data_dir() -> Path:
+    """Where ccbridge keeps its data by default (the SQLite file, the journal)."""
+    return Path(platformdirs.user_data_dir("ccbridge"))
+
+
+def default_url() -> str:
+    return f"sqlite:///{data_dir() / 'ccbridge.db'}"
+
+
+def parse_settings(raw: Any, env: Mapping[str, str] | None = None, *, check_keys: bool = True) -> Settings:
+    """Validate a parsed config.yaml (None or {} means all defaults) together with the environment.
+
+    `check_keys=False` (the viewer, the CLI): provider keys are not required, since nothing is routed there.
+    """
     env = os.environ if env is None else env
     try:
-        return Settings.model_validate({} if raw is None else raw, context={"env": env})
+        return Settings.model_validate({} if raw is None else raw, context={"env": env, "check_keys": check_keys})
     except ValidationError as exc:
         raise config_error(exc.errors()[0]) from None
 
@@ -229,16 +242,17 @@ def find_config(option: str | None, env: Mapping[str, str] | None = None) -> Pat
     return local if local.is_file() else None
 
 
-def load_settings(option: str | None = None, env: Mapping[str, str] | None = None) -> Settings:
+def load_settings(option: str | None = None, env: Mapping[str, str] | None = None, *,
+                  check_keys: bool = True) -> Settings:
     """Find, read and validate config.yaml (see find_config); defaults when there is none."""
     path = find_config(option, env)
     if path is None:
-        return parse_settings({}, env)
+        return parse_settings({}, env, check_keys=check_keys)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(str(path), f"not valid YAML: {exc}") from exc
-    return parse_settings(raw, env)
+    return parse_settings(raw, env, check_keys=check_keys)
 
 
 def storage_url(option: str | None, settings: Settings, env: Mapping[str, str] | None = None) -> str:

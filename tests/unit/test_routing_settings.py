@@ -302,3 +302,10 @@ def test_a_missing_key_names_the_route_that_needs_it(raw: dict[str, Any], env: d
 def test_a_provider_without_a_key_names_the_route_that_needs_it() -> None:
     error = fails({**OLLAMA_ONLY, "providers": {"ollama": {"base_url": "http://127.0.0.1:11434/v1"}}}, {})
     assert error.key == "providers.ollama" and "needed by subagents.mappings.x" in error.problem
+
+
+def test_the_viewer_and_the_cli_need_no_provider_keys() -> None:
+    """They route nothing, so a key the proxy would need must not stop them (check_keys=False)."""
+    fails(EXAMPLE, {})
+    routing = parse_settings(EXAMPLE, env={}, check_keys=False).routing
+    assert routing.route_for_agent("code-reviewer") == Route("openai", "gpt-5-mini")

@@ -14,8 +14,8 @@ from sqlmodel import Session, select
 
 import viewer.__main__ as viewer_main
 from ccbridge import cli
-from ccbridge.settings import STORAGE_URL_ENV, parse_settings, storage_url
-from ccbridge.storage.db import default_url, open_engine
+from ccbridge.settings import STORAGE_URL_ENV, default_url, parse_settings, storage_url
+from ccbridge.storage.db import open_engine
 from ccbridge.storage.models import Session as SessionRow
 from tests.viewer.builders import Conversation, text, user, write
 

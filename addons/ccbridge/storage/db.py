@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import platformdirs
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel, create_engine
 
+from ..settings import default_url
 from . import models  # noqa: F401  (registers the tables)
-
-
-def default_url() -> str:
-    folder = Path(platformdirs.user_data_dir("ccbridge"))
-    return f"sqlite:///{folder / 'ccbridge.db'}"
 
 
 def sqlite_path(url: str) -> Path | None:
