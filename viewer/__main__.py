@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from ccbridge.errors import ConfigError
 from ccbridge.settings import load_settings, storage_url
-from ccbridge.storage.db import open_engine
+from ccbridge.storage.read import open_engine
 
 from .auth import is_loopback
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from ccbridge.storage.db import open_engine
-from tests.viewer.builders import Conversation, big_session, text, user, write
+from tests.support.builders import Conversation, big_session, text, user, write
 from viewer.app import create_app
 
 SESSIONS = 10_000

@@ -1,5 +1,5 @@
 """A real mitmdump given only $CCBRIDGE_STORAGE_URL records into that database (the CLI's and the viewer's
-side of the same rule: tests/unit/test_storage_url.py)."""
+side of the same rule: tests/unit/ccbridge/test_storage_url.py)."""
 
 from __future__ import annotations
 

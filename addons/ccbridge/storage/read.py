@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
 from .. import sse
+from .db import open_engine as open_engine  # opening the database is part of reading it
 from .models import Blob, Exchange, MessageNode, RawBody
 from .pieces import assemble, stream_dictionary
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from tests.viewer.builders import Conversation, captured, text, tool_result, tool_use, user, write
+from tests.support.builders import Conversation, captured, text, tool_result, tool_use, user, write
 from viewer.loader import load_session
 
 START = 1_790_000_000.0

@@ -16,7 +16,7 @@ from ccbridge.storage import maintenance, read
 from ccbridge.storage.db import open_engine
 from ccbridge.storage.models import Blob, Exchange, MessageNode, RawBody
 from ccbridge.storage.models import Session as SessionRow
-from tests.viewer.builders import Conversation, text, user, write
+from tests.support.builders import Conversation, text, user, write
 
 NOW = time.time()
 DAY = 86_400.0

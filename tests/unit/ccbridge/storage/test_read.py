@@ -18,7 +18,7 @@ from ccbridge.storage.db import open_engine
 from ccbridge.storage.models import Exchange, MessageNode, RawBody
 from ccbridge.storage.pieces import message_nodes, node_id
 from tests.fixtures import all_requests
-from tests.viewer.builders import Conversation, captured, text, tool_use, user, write
+from tests.support.builders import Conversation, captured, text, tool_use, user, write
 
 POSTS = [(name, r) for name, r in all_requests() if r["method"] == "POST"]
 

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.fixtures import fixture_files
-from tests.viewer.test_pages import session_id_of
+from tests.unit.viewer.test_pages import session_id_of
 
 
 def test_sessions_endpoint(fixture_client: TestClient) -> None:

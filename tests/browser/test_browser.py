@@ -13,9 +13,9 @@ import pytest
 
 from ccbridge.storage.db import open_engine
 from tests.fixtures import fixture_files
-from tests.viewer.browser import CHROMIUM_ARGS, chromium_path, viewer_server
-from tests.viewer.builders import Conversation, fixture_captures, text, tool_result, tool_use, user, write
-from tests.viewer.test_pages import session_id_of
+from tests.support.browser import CHROMIUM_ARGS, chromium_path, viewer_server
+from tests.support.builders import Conversation, fixture_captures, text, tool_result, tool_use, user, write
+from tests.unit.viewer.test_pages import session_id_of
 
 pytestmark = pytest.mark.browser
 

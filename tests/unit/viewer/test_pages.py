@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from tests.fixtures import captured_requests, fixture_files
-from tests.viewer.builders import Conversation, text, tool_result, tool_use, user, write
+from tests.support.builders import Conversation, text, tool_result, tool_use, user, write
 
 
 def soup(response) -> BeautifulSoup:  # type: ignore[no-untyped-def]

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 
 from ccbridge.storage.db import open_engine
 from tests.fixtures import fixture_files
-from tests.viewer.builders import fixture_captures, write
+from tests.support.builders import fixture_captures, write
 from viewer.app import create_app
 
 

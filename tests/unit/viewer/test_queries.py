@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from tests.viewer.builders import Conversation, text, user, write
+from tests.support.builders import Conversation, text, user, write
 from viewer import queries
 
 DAY = datetime(2026, 5, 1, tzinfo=UTC).timestamp()

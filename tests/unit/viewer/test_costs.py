@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from genai_prices import Usage, calc_price
 from sqlalchemy.engine import Engine
 
-from tests.viewer.builders import Conversation, text, user, write
+from tests.support.builders import Conversation, text, user, write
 from viewer import costs
 
 CASES = [
@@ -89,7 +89,7 @@ def test_session_cost_is_the_sum_of_its_requests(engine: Engine, client: TestCli
 
 
 def test_a_session_with_an_unpriced_routed_request_shows_the_known_part(engine: Engine, client: TestClient) -> None:
-    from tests.viewer.builders import captured, sse_answer
+    from tests.support.builders import captured, sse_answer
 
     headers = [("x-claude-code-session-id", "mixed-cost")]
     body = {"model": "claude-opus-4-1", "max_tokens": 10, "stream": True, "messages": [user("hi")]}

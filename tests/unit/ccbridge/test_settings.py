@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from ccbridge.errors import ConfigError
 from ccbridge.settings import Settings, find_config, load_settings, parse_settings
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "config.yaml.example"
+EXAMPLE = Path(__file__).resolve().parents[3] / "config.yaml.example"
 
 
 def test_no_file_means_defaults(tmp_path, monkeypatch):

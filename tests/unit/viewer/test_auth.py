@@ -16,7 +16,7 @@ from starlette.routing import Mount, Route
 from viewer.app import create_app
 from viewer.auth import credentials_ok, is_loopback
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def run_viewer(*args: str, env: dict[str, str] | None = None, cwd: Path) -> subprocess.CompletedProcess[str]:

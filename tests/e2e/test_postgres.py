@@ -26,8 +26,8 @@ from ccbridge.storage.writer import Writer
 from tests.support.mock_anthropic import MockAnthropic
 from tests.support.processes import stop_process
 from tests.support.proxy import start_proxy
-from tests.unit.test_storage import REQUESTS, captured_from_fixture
-from tests.unit.test_storage_maintenance import fill_forked
+from tests.unit.ccbridge.storage.test_maintenance import fill_forked
+from tests.unit.ccbridge.storage.test_writer import REQUESTS, captured_from_fixture
 
 pytestmark = pytest.mark.postgres
 

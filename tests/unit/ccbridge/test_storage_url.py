@@ -17,7 +17,7 @@ from ccbridge import cli
 from ccbridge.settings import STORAGE_URL_ENV, default_url, parse_settings, storage_url
 from ccbridge.storage.db import open_engine
 from ccbridge.storage.models import Session as SessionRow
-from tests.viewer.builders import Conversation, text, user, write
+from tests.support.builders import Conversation, text, user, write
 
 DAY = 86_400.0
 

@@ -16,9 +16,9 @@ from ccbridge.storage.db import open_engine
 from ccbridge.storage.models import Blob, Exchange, MessageNode, RawBody
 from ccbridge.storage.models import Session as SessionRow
 from ccbridge.storage.read import rebuild_request_body
-from tests.viewer.builders import Conversation, text, user, write
+from tests.support.builders import Conversation, text, user, write
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 NOW = time.time()
 DAY = 86_400.0
 
