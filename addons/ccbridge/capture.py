@@ -42,6 +42,14 @@ def error_kind(message: str) -> str:
     return "error"
 
 
+def keep_request_body(captured: CapturedExchange, body: bytes | None) -> None:
+    """Keep a reference to the request body, or a copy of its first `body_limit` bytes when it is longer."""
+    if body is not None and len(body) > captured.body_limit:
+        captured.request_truncated = True
+        body = body[: captured.body_limit]
+    captured.request_body = body
+
+
 class Tee:
     """The stream callable: passes each chunk on unchanged and keeps it (up to a limit) for the record."""
 
@@ -124,6 +132,7 @@ class Capture:
                 http_version=request.http_version,
                 request_headers=list(request.headers.items(multi=True)),
                 request_body=None,
+                body_limit=int(self.recorder.config.capture.max_body_mb * 1024 * 1024),
             )
         except Exception:
             log.exception("ccbridge: could not start recording flow %s", flow.id)
@@ -131,7 +140,7 @@ class Capture:
     def request(self, flow: http.HTTPFlow) -> None:
         captured: CapturedExchange | None = flow.metadata.get(META)
         if captured is not None:
-            captured.request_body = flow.request.raw_content
+            keep_request_body(captured, flow.request.raw_content)
             captured.request_done_at = flow.request.timestamp_end
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
@@ -144,8 +153,7 @@ class Capture:
             captured.response_headers = list(response.headers.items(multi=True))
             captured.first_byte_at = response.timestamp_start
             inner = response.stream if callable(response.stream) else None
-            limit = int(self.recorder.config.capture.max_body_mb * 1024 * 1024)
-            response.stream = Tee(captured, limit, inner)
+            response.stream = Tee(captured, captured.body_limit, inner)
         except Exception:
             log.exception("ccbridge: could not stream flow %s", flow.id)
 
@@ -160,7 +168,9 @@ class Capture:
                 captured.response_headers = list(response.headers.items(multi=True))
                 captured.status_code = response.status_code
             if not response.stream and response.raw_content:
-                captured.response_chunks = [response.raw_content]
+                body = response.raw_content
+                captured.response_truncated = len(body) > captured.body_limit
+                captured.response_chunks = [body[: captured.body_limit] if captured.response_truncated else body]
             captured.finished_at = response.timestamp_end or time.time()
             captured.complete = True
             self._finish(flow, captured)
@@ -174,7 +184,7 @@ class Capture:
         try:
             message = flow.error.msg if flow.error else "unknown error"
             if captured.request_body is None and flow.request.raw_content is not None:
-                captured.request_body = flow.request.raw_content
+                keep_request_body(captured, flow.request.raw_content)
             if flow.response is not None and captured.response_headers is None:
                 captured.status_code = flow.response.status_code
                 captured.response_headers = list(flow.response.headers.items(multi=True))

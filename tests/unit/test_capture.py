@@ -115,3 +115,19 @@ def test_explicit_proxy_mode_records_only_api_hosts():
 ])
 def test_error_kinds(message, kind):
     assert error_kind(message) == kind
+
+
+def test_request_body_over_the_limit_is_passed_on_but_kept_only_up_to_it():
+    recorder = Recorder(config=Config(capture=CaptureConfig(max_body_mb=1 / 1024)))  # 1 KiB
+    addon = Capture(recorder)
+    body = b"x" * 5000
+    flow = tflow.tflow(req=tutils.treq(method=b"POST", host="api.anthropic.com", path=b"/v1/messages",
+                                       content=body), resp=tutils.tresp(content=b"y" * 3000))
+    with taddons.context(addon):
+        addon.requestheaders(flow)
+        addon.request(flow)
+        addon.response(flow)  # no tee: the whole response was buffered
+    [record] = recorder.records
+    assert flow.request.raw_content == body  # what goes upstream is untouched
+    assert record.request_body == body[:1024] and record.request_truncated
+    assert record.response_chunks == [b"y" * 1024] and record.response_truncated

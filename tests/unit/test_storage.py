@@ -137,3 +137,19 @@ def test_truncated_response_is_marked(engine):
     write_all(engine, [item])
     with Session(engine) as db:
         assert db.exec(select(Exchange).where(Exchange.flow_id == "cut-by-limit")).one().response_truncated
+
+
+def test_gzip_bomb_response_is_stored_up_to_the_limit_and_marked(engine):
+    import zlib
+
+    _name, req = next((n, r) for n, r in REQUESTS if r["method"] == "POST")
+    compressor = zlib.compressobj(9, wbits=16 + zlib.MAX_WBITS)
+    bomb = b"".join(compressor.compress(bytes(1 << 20)) for _ in range(20)) + compressor.flush()
+    item = captured_from_fixture("bomb", req, bomb, [("content-type", "application/json"),
+                                                     ("content-encoding", "gzip")])
+    item.body_limit = 1 << 20
+    write_all(engine, [item])
+    with Session(engine) as db:
+        stored = db.exec(select(Exchange).where(Exchange.flow_id == "bomb")).one()
+        assert stored.response_truncated and stored.response_size == 1 << 20
+        assert load_raw(db, stored.response_raw_hash) == bytes(1 << 20)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from mitmproxy.net import encoding as mitm_encoding
-
 from .. import identity, ratelimits, redact, sse
 from ..captured import CapturedExchange
+from .decode import decode_bounded
 from .models import Exchange, MessageNode
 from .pieces import (
     Piece,
@@ -62,23 +60,6 @@ def header(headers: list[tuple[str, str]] | None, name: str) -> str | None:
     return None
 
 
-def decode_body(data: bytes, content_encoding: str | None) -> tuple[bytes, str | None]:
-    """(decoded bytes, problem). A body cut short is decoded as far as it goes."""
-    enc = (content_encoding or "").strip().lower()
-    if not data or enc in ("", "identity"):
-        return data, None
-    try:
-        return mitm_encoding.decode(data, enc), None  # type: ignore[return-value]
-    except Exception as exc:
-        if enc in ("gzip", "deflate", "x-gzip"):
-            wbits = 16 + zlib.MAX_WBITS if enc != "deflate" else zlib.MAX_WBITS
-            try:
-                return zlib.decompressobj(wbits).decompress(data), f"{enc} body decoded partially: {exc}"
-            except zlib.error:
-                pass
-        return data, f"{enc} body kept encoded: {exc}"
-
-
 def build_rows(captured: CapturedExchange, salt: bytes) -> Rows:
     exchange = dict(
         EXCHANGE_DEFAULTS,
@@ -128,9 +109,11 @@ def _request(rows: Rows, captured: CapturedExchange) -> Any:
         exchange["request_body_kind"] = "empty"
         return None
     encoding = header(captured.request_headers, "content-encoding")
-    decoded, problem = decode_body(raw, encoding)
+    decoded, truncated, problem = decode_bounded(encoding, raw, captured.body_limit)
     if problem:
         rows.problems.append(f"request: {problem}")
+    if truncated or captured.request_truncated:
+        rows.problems.append(f"request: body longer than capture.max_body_mb; stored its first {len(decoded)} bytes")
     if encoding and encoding.lower() != "identity":
         exchange["request_encoding"] = encoding  # what is stored is the decoded body
     body = parse_json(decoded)
@@ -155,16 +138,15 @@ def _response(rows: Rows, captured: CapturedExchange, salt: bytes) -> None:
     exchange = rows.exchange
     headers = captured.response_headers or []
     exchange["status_code"] = captured.status_code
-    exchange["response_truncated"] = captured.response_truncated
     exchange["response_headers"] = redact.redact_headers(headers, salt)
     content_type = header(headers, "content-type") or ""
     exchange["response_content_type"] = content_type[:255] or None
     encoding = header(headers, "content-encoding")
     exchange["response_encoding"] = encoding if encoding and encoding.lower() != "identity" else None
-    raw = b"".join(captured.response_chunks)
-    decoded, problem = decode_body(raw, encoding)
+    decoded, truncated, problem = decode_bounded(encoding, captured.response_chunks, captured.body_limit)
     if problem:
         rows.problems.append(f"response: {problem}")
+    exchange["response_truncated"] = captured.response_truncated or truncated
     exchange["response_size"] = len(decoded)
     exchange["ratelimit"] = ratelimits.parse_unified(headers)
     if "text/event-stream" in content_type.lower():
