@@ -153,3 +153,65 @@ def test_gzip_bomb_response_is_stored_up_to_the_limit_and_marked(engine):
         stored = db.exec(select(Exchange).where(Exchange.flow_id == "bomb")).one()
         assert stored.response_truncated and stored.response_size == 1 << 20
         assert load_raw(db, stored.response_raw_hash) == bytes(1 << 20)
+
+
+def unholdable_exchanges():
+    """Exchanges carrying what no database holds as is: the exchange must still be stored."""
+    post = {"method": "POST", "path": "/v1/messages", "query": {}, "headers": []}
+    def answer(tokens: int) -> bytes:
+        return json.dumps({"type": "message", "role": "assistant", "content": [{"type": "text", "text": "hi"}],
+                           "usage": {"input_tokens": tokens, "output_tokens": 3}}).encode()
+
+    # orjson reads up to 64 unsigned bits as an integer (beyond a signed column), longer ones as a float
+    big = captured_from_fixture("20-digits", {**post, "body": {"model": "m", "messages": []}}, answer(2**64 - 1))
+    huge = captured_from_fixture("30-digits", {**post, "body": {"model": "m", "messages": []}}, answer(10**29))
+    nul = captured_from_fixture("nul", {**post, "body": {"model": "claude\x00x", "messages": []}})
+    header = captured_from_fixture("bad-utf8-header", {**post, "body": {"model": "m", "messages": []}})
+    header.request_headers = [("user-agent", "claude-cli/2.1 \udcff\udcfe"), ("x-claude-code-session-id", "s\x00")]
+    surrogate = captured_from_fixture("lone-surrogate", {**post, "body": "x"})
+    surrogate.request_body = b'{"model":"m","messages":[{"role":"user","content":"half \\ud800 a pair"}]}'
+    return big, huge, nul, header, surrogate
+
+
+def test_values_no_database_holds_never_lose_the_exchange(engine):
+    big, huge, nul, header, surrogate = unholdable_exchanges()
+    writer = write_all(engine, [big, huge, nul, header, surrogate])
+    assert writer.written == 5
+    with Session(engine) as db:
+        rows = {e.flow_id: e for e in db.exec(select(Exchange)).all()}
+        assert rows["20-digits"].input_tokens is None and rows["20-digits"].output_tokens == 3
+        assert any("input_tokens" in p and "20-digit" in p for p in rows["20-digits"].problems)
+        assert rows["30-digits"].input_tokens is None and rows["30-digits"].output_tokens == 3
+        assert json.loads(load_raw(db, rows["30-digits"].response_raw_hash))["usage"]["input_tokens"] == 10**29
+        assert rows["nul"].model == "claude\u2400x" and any("NUL" in p for p in rows["nul"].problems)
+        assert rebuild_request_body(db, rows["nul"]) == {"model": "claude\x00x", "messages": []}
+        assert rows["bad-utf8-header"].user_agent == "claude-cli/2.1 \ufffd\ufffd"
+        assert rows["bad-utf8-header"].session_id == "s\u2400" and rows["bad-utf8-header"].problems
+        assert rows["lone-surrogate"].request_body_kind == "raw" and rows["lone-surrogate"].problems
+        assert rebuild_request_body(db, rows["lone-surrogate"]) == surrogate.request_body
+
+
+def test_a_row_refused_at_insert_is_stored_raw_with_the_reason(engine):
+    from ccbridge.storage.record import build_rows
+
+    def unfitted(captured, salt):
+        rows = build_rows(captured, salt)
+        rows.exchange["input_tokens"] = 10**30  # as if the fitting had missed it: SQLite refuses the insert
+        return rows
+
+    _name, req = next((n, r) for n, r in REQUESTS if r["method"] == "POST")
+    good = captured_from_fixture("fine", req)
+    refused = captured_from_fixture("refused", req)
+    writer = Writer(engine, batch_size=7, build=lambda c, salt: unfitted(c, salt) if c.flow_id == "refused"
+                    else build_rows(c, salt))
+    writer.submit(good)
+    writer.submit(refused)
+    writer.close()
+    assert writer.failed == 0 and writer.written == 2
+    with Session(engine) as db:
+        rows = {e.flow_id: e for e in db.exec(select(Exchange)).all()}
+        assert rows["fine"].request_body_kind == "messages" and not rows["fine"].problems
+        stored = rows["refused"]
+        assert stored.request_body_kind == "raw" and stored.input_tokens is None
+        assert any(p.startswith("insert failed") for p in stored.problems)
+        assert json.loads(rebuild_request_body(db, stored)) == req["body"]

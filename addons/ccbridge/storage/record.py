@@ -9,6 +9,7 @@ from typing import Any
 from .. import identity, ratelimits, redact, sse
 from ..captured import CapturedExchange
 from .decode import decode_bounded
+from .holdable import fit_exchange, fit_json, fit_text, has_lone_surrogate
 from .models import Exchange, MessageNode
 from .pieces import (
     Piece,
@@ -92,7 +93,18 @@ def build_rows(captured: CapturedExchange, salt: bytes) -> Rows:
         exchange["provider_response_hash"] = _raw(rows, captured.provider_response)
     if captured.response_headers is not None:
         _response(rows, captured, salt)
+    finish(rows)
     return rows
+
+
+def finish(rows: Rows) -> None:
+    """Fit the row to what every database holds; the notes of everything that went wrong go with it."""
+    rows.problems.extend(fit_exchange(rows.exchange))
+    if rows.project_dir is not None:
+        rows.project_dir, changed = fit_text(rows.project_dir)
+        if changed:
+            rows.problems.append(f"project directory: {'; '.join(changed)}")
+    rows.exchange["problems"] = fit_json(rows.problems)[0] or None
 
 
 def _raw(rows: Rows, data: bytes, answer: Piece | None = None) -> str:
@@ -117,6 +129,12 @@ def _request(rows: Rows, captured: CapturedExchange) -> Any:
     if encoding and encoding.lower() != "identity":
         exchange["request_encoding"] = encoding  # what is stored is the decoded body
     body = parse_json(decoded)
+    if body is not None and has_lone_surrogate(decoded, body):
+        # no database stores such a string; the bytes as sent rebuild the request exactly
+        rows.problems.append("request: a JSON string holds a lone surrogate; stored as raw bytes")
+        exchange["request_body_kind"] = "raw"
+        exchange["request_raw_hash"] = _raw(rows, decoded)
+        return fit_json(body)[0]
     if body is not None and is_decomposable(body):
         split = decompose(body)
         rows.pieces.update(split.pieces)
@@ -204,6 +222,8 @@ def _json_response(rows: Rows, decoded: bytes) -> None:
 def _set_message(rows: Rows, message: dict[str, Any]) -> None:
     """Store the answer's content as a message piece: the next turn resends it, so it is shared."""
     exchange = rows.exchange
+    message, changed = fit_json(message)  # the raw body keeps the answer as sent
+    rows.problems.extend(f"response message: {change}" for change in changed)
     answer = {"role": message.get("role", "assistant"), "content": message.get("content", [])}
     digest = piece_hash(answer)
     rows.pieces.setdefault(digest, Piece(digest, "message", compact_json(answer)))
