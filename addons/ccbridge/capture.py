@@ -8,19 +8,22 @@ upstream sends them and the body is still recorded in full, also when the stream
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from mitmproxy import http
+from mitmproxy import exceptions, http
 
 from .captured import CapturedExchange
 from .config import Config
+from .read_timeout import DEFAULT_READ_TIMEOUT_S, ReadWatch
 
 log = logging.getLogger("ccbridge.capture")
 
 META = "ccbridge_captured"
+META_WATCH = "ccbridge_read_watch"
 # Set by other ccbridge addons (routing) on flows they answer, copied into the record here.
 META_ROUTE = "ccbridge_route"
 META_PROVIDER_REQUEST = "ccbridge_provider_request"
@@ -53,16 +56,20 @@ def keep_request_body(captured: CapturedExchange, body: bytes | None) -> None:
 class Tee:
     """The stream callable: passes each chunk on unchanged and keeps it (up to a limit) for the record."""
 
-    __slots__ = ("captured", "inner", "kept", "limit")
+    __slots__ = ("captured", "inner", "kept", "limit", "watch")
 
-    def __init__(self, captured: CapturedExchange, limit: int, inner: StreamFn | None = None) -> None:
+    def __init__(self, captured: CapturedExchange, limit: int, inner: StreamFn | None = None,
+                 watch: ReadWatch | None = None) -> None:
         self.captured = captured
         self.limit = limit
         self.kept = 0
         self.inner = inner
+        self.watch = watch
 
     def __call__(self, chunk: bytes) -> Iterable[bytes] | bytes:
         out: Iterable[bytes] | bytes = chunk
+        if self.watch is not None:
+            self.watch.touch()
         try:
             if self.inner is not None:
                 out = self.inner(chunk)
@@ -103,10 +110,42 @@ class Recorder(Protocol):
 
 
 class Capture:
-    """mitmproxy addon: hand every exchange of the API hosts to the recorder."""
+    """mitmproxy addon: hand every exchange of the API hosts to the recorder.
 
-    def __init__(self, recorder: Recorder) -> None:
+    `read_timeout_s` is config.yaml's `upstream.read_timeout_s`; the option `ccbridge_read_timeout_s`
+    overrides it when given. 0 turns the timeout off.
+    """
+
+    def __init__(self, recorder: Recorder, *, read_timeout_s: float = DEFAULT_READ_TIMEOUT_S) -> None:
         self.recorder = recorder
+        self.read_timeout_s = read_timeout_s
+        self._timeout_option: float | None = None
+
+    def load(self, loader) -> None:  # type: ignore[no-untyped-def]
+        loader.add_option("ccbridge_read_timeout_s", str, "",
+                          "Seconds without data from upstream before ccbridge ends a request with a timeout "
+                          "error; overrides upstream.read_timeout_s of config.yaml (default 600; 0: no timeout).")
+
+    def configure(self, updated: set[str]) -> None:
+        if "ccbridge_read_timeout_s" not in updated:
+            return
+        from mitmproxy import ctx
+
+        text = ctx.options.ccbridge_read_timeout_s.strip()
+        if not text:
+            self._timeout_option = None
+            return
+        try:
+            seconds = float(text)
+        except ValueError:
+            seconds = -1.0
+        if not seconds >= 0:  # also NaN
+            raise exceptions.OptionsError(f"ccbridge_read_timeout_s: expected seconds (0 or more), got {text!r}")
+        self._timeout_option = seconds
+
+    def timeout_s(self) -> float:
+        """The read timeout in force: the option if set, else the constructor's value; 0 means none."""
+        return self.read_timeout_s if self._timeout_option is None else self._timeout_option
 
     def wanted(self, flow: http.HTTPFlow) -> bool:
         """Reverse mode records everything; explicit-proxy mode only the configured API hosts."""
@@ -142,6 +181,14 @@ class Capture:
         if captured is not None:
             keep_request_body(captured, flow.request.raw_content)
             captured.request_done_at = flow.request.timestamp_end
+            self._watch(flow)
+
+    def _watch(self, flow: http.HTTPFlow) -> None:
+        """Start the read timer; routed flows have their provider's own timeout (routing.timeout)."""
+        seconds = self.timeout_s()
+        if seconds > 0 and flow.response is None and flow.metadata.get(META_ROUTE) is None:
+            with contextlib.suppress(RuntimeError):  # no running event loop: unit tests calling hooks directly
+                flow.metadata[META_WATCH] = ReadWatch(flow, seconds)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         captured: CapturedExchange | None = flow.metadata.get(META)
@@ -153,7 +200,10 @@ class Capture:
             captured.response_headers = list(response.headers.items(multi=True))
             captured.first_byte_at = response.timestamp_start
             inner = response.stream if callable(response.stream) else None
-            response.stream = Tee(captured, captured.body_limit, inner)
+            watch: ReadWatch | None = flow.metadata.get(META_WATCH)
+            if watch is not None:
+                watch.touch()
+            response.stream = Tee(captured, captured.body_limit, inner, watch)
         except Exception:
             log.exception("ccbridge: could not stream flow %s", flow.id)
 
@@ -196,6 +246,13 @@ class Capture:
             log.exception("ccbridge: could not record failed flow %s", flow.id)
 
     def _finish(self, flow: http.HTTPFlow, captured: CapturedExchange) -> None:
+        watch: ReadWatch | None = flow.metadata.pop(META_WATCH, None)
+        if watch is not None:
+            watch.cancel()
+            if watch.expired:  # the proxy answered in the upstream's place
+                captured.complete = False
+                captured.error_kind = "timeout"
+                captured.error_message = f"no data from upstream for {watch.seconds:g} s (upstream.read_timeout_s)"
         route: Any = flow.metadata.get(META_ROUTE)
         if route is not None:
             captured.route = route

@@ -131,3 +131,17 @@ def test_request_body_over_the_limit_is_passed_on_but_kept_only_up_to_it():
     assert flow.request.raw_content == body  # what goes upstream is untouched
     assert record.request_body == body[:1024] and record.request_truncated
     assert record.response_chunks == [b"y" * 1024] and record.response_truncated
+
+
+def test_read_timeout_option_overrides_the_configured_value_and_is_validated():
+    from mitmproxy import exceptions
+
+    addon = Capture(Recorder(), read_timeout_s=600)
+    with taddons.context(addon) as tctx:
+        assert addon.timeout_s() == 600
+        tctx.configure(addon, ccbridge_read_timeout_s="1.5")
+        assert addon.timeout_s() == 1.5
+        tctx.configure(addon, ccbridge_read_timeout_s="0")
+        assert addon.timeout_s() == 0  # off
+        with pytest.raises(exceptions.OptionsError, match="ccbridge_read_timeout_s"):
+            tctx.configure(addon, ccbridge_read_timeout_s="soon")
