@@ -113,24 +113,33 @@ class Capture:
     """mitmproxy addon: hand every exchange of the API hosts to the recorder.
 
     `read_timeout_s` is config.yaml's `upstream.read_timeout_s`; the option `ccbridge_read_timeout_s`
-    overrides it when given. 0 turns the timeout off.
+    overrides it when given. 0 turns the timeout off. `redact_body_secrets` is
+    `capture.redact_body_secrets`; the option `ccbridge_redact_body_secrets` can also turn it on.
     """
 
-    def __init__(self, recorder: Recorder, *, read_timeout_s: float = DEFAULT_READ_TIMEOUT_S) -> None:
+    def __init__(self, recorder: Recorder, *, read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+                 redact_body_secrets: bool = False) -> None:
         self.recorder = recorder
         self.read_timeout_s = read_timeout_s
+        self.redact_body_secrets = redact_body_secrets
+        self._redact_option = False
         self._timeout_option: float | None = None
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
         loader.add_option("ccbridge_read_timeout_s", str, "",
                           "Seconds without data from upstream before ccbridge ends a request with a timeout "
                           "error; overrides upstream.read_timeout_s of config.yaml (default 600; 0: no timeout).")
+        loader.add_option("ccbridge_redact_body_secrets", bool, False,
+                          "Also replace key and token shapes inside request and response bodies with fingerprints "
+                          "before storage (as capture.redact_body_secrets).")
 
     def configure(self, updated: set[str]) -> None:
-        if "ccbridge_read_timeout_s" not in updated:
-            return
         from mitmproxy import ctx
 
+        if "ccbridge_redact_body_secrets" in updated:
+            self._redact_option = ctx.options.ccbridge_redact_body_secrets
+        if "ccbridge_read_timeout_s" not in updated:
+            return
         text = ctx.options.ccbridge_read_timeout_s.strip()
         if not text:
             self._timeout_option = None
@@ -172,6 +181,7 @@ class Capture:
                 request_headers=list(request.headers.items(multi=True)),
                 request_body=None,
                 body_limit=int(self.recorder.config.capture.max_body_mb * 1024 * 1024),
+                redact_body_secrets=self.redact_body_secrets or self._redact_option,
             )
         except Exception:
             log.exception("ccbridge: could not start recording flow %s", flow.id)

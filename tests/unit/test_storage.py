@@ -215,3 +215,22 @@ def test_a_row_refused_at_insert_is_stored_raw_with_the_reason(engine):
         assert stored.request_body_kind == "raw" and stored.input_tokens is None
         assert any(p.startswith("insert failed") for p in stored.problems)
         assert json.loads(rebuild_request_body(db, stored)) == req["body"]
+
+
+def test_body_secrets_are_fingerprinted_only_when_asked(engine):
+    key = "sk-ant-api03-" + "K3y" * 10 + "-Q9z"
+    post = {"method": "POST", "path": "/v1/messages", "query": {}, "headers": []}
+    request = {"model": "m", "messages": [{"role": "user", "content": f"use {key}"}]}
+    answer = json.dumps({"type": "message", "role": "assistant", "content": [{"type": "text", "text": key}],
+                         "usage": {"input_tokens": 1, "output_tokens": 1}}).encode()
+    asked = captured_from_fixture("asked", {**post, "body": request}, answer)
+    asked.redact_body_secrets = True
+    as_sent = captured_from_fixture("as-sent", {**post, "body": request}, answer)
+    write_all(engine, [asked, as_sent])
+    with Session(engine) as db:
+        rows = {e.flow_id: e for e in db.exec(select(Exchange)).all()}
+        redacted = rebuild_request_body(db, rows["asked"])
+        assert key not in json.dumps(redacted) and redacted["messages"][0]["content"].startswith("use sk-ant-api03…")
+        assert key.encode() not in load_raw(db, rows["asked"].response_raw_hash)
+        assert rebuild_request_body(db, rows["as-sent"]) == request  # off by default: recorded as sent
+        assert key.encode() in load_raw(db, rows["as-sent"].response_raw_hash)

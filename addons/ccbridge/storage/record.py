@@ -73,7 +73,7 @@ def build_rows(captured: CapturedExchange, salt: bytes) -> Rows:
         scheme=captured.scheme,
         host=captured.host,
         port=captured.port,
-        path=captured.path,
+        path=redact.redact_path(captured.path, salt),
         query="&".join(f"{k}={v}" for k, v in redact.redact_query(captured.query, salt)),
         http_version=captured.http_version,
         request_headers=redact.redact_headers(captured.request_headers, salt),
@@ -82,15 +82,15 @@ def build_rows(captured: CapturedExchange, salt: bytes) -> Rows:
         error_message=captured.error_message,
         routed=captured.route is not None,
         route=captured.route,
-        provider_request=captured.provider_request,
+        provider_request=_provider_request(captured, salt),
     )
     rows = Rows(exchange)
-    body = _request(rows, captured)
+    body = _request(rows, captured, salt)
     who = identity.identify(_Lower(captured.request_headers), body)
     exchange.update(who.__dict__)
     rows.project_dir = identity.project_dir(body)
     if captured.provider_response is not None:
-        exchange["provider_response_hash"] = _raw(rows, captured.provider_response)
+        exchange["provider_response_hash"] = _raw(rows, body_to_store(captured, captured.provider_response, salt))
     if captured.response_headers is not None:
         _response(rows, captured, salt)
     finish(rows)
@@ -113,7 +113,19 @@ def _raw(rows: Rows, data: bytes, answer: Piece | None = None) -> str:
     return row["hash"]
 
 
-def _request(rows: Rows, captured: CapturedExchange) -> Any:
+def body_to_store(captured: CapturedExchange, body: bytes, salt: bytes) -> bytes:
+    """The body as stored: token shapes fingerprinted when capture.redact_body_secrets is on."""
+    return redact.redact_body(body, salt) if captured.redact_body_secrets else body
+
+
+def _provider_request(captured: CapturedExchange, salt: bytes) -> dict[str, Any] | None:
+    request = captured.provider_request
+    if request is None or not captured.redact_body_secrets:
+        return request
+    return parse_json(redact.redact_body(compact_json(request).encode(), salt))  # type: ignore[no-any-return]
+
+
+def _request(rows: Rows, captured: CapturedExchange, salt: bytes) -> Any:
     exchange = rows.exchange
     raw = captured.request_body or b""
     exchange["request_size"] = len(raw)
@@ -122,6 +134,7 @@ def _request(rows: Rows, captured: CapturedExchange) -> Any:
         return None
     encoding = header(captured.request_headers, "content-encoding")
     decoded, truncated, problem = decode_bounded(encoding, raw, captured.body_limit)
+    decoded = body_to_store(captured, decoded, salt)
     if problem:
         rows.problems.append(f"request: {problem}")
     if truncated or captured.request_truncated:
@@ -162,6 +175,7 @@ def _response(rows: Rows, captured: CapturedExchange, salt: bytes) -> None:
     encoding = header(headers, "content-encoding")
     exchange["response_encoding"] = encoding if encoding and encoding.lower() != "identity" else None
     decoded, truncated, problem = decode_bounded(encoding, captured.response_chunks, captured.body_limit)
+    decoded = body_to_store(captured, decoded, salt)
     if problem:
         rows.problems.append(f"response: {problem}")
     exchange["response_truncated"] = captured.response_truncated or truncated

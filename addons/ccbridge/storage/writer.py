@@ -25,7 +25,7 @@ from .. import redact
 from ..captured import CapturedExchange
 from .models import Blob, Exchange, MessageNode, Meta, RawBody, Session
 from .pieces import raw_row
-from .record import EXCHANGE_DEFAULTS, Rows, build_rows, finish, when
+from .record import EXCHANGE_DEFAULTS, Rows, body_to_store, build_rows, finish, when
 
 log = logging.getLogger("ccbridge.storage")
 _STOP = object()
@@ -222,7 +222,7 @@ def raw_rows(captured: CapturedExchange, salt: bytes, problem: str | None = None
     exchange = dict(
         EXCHANGE_DEFAULTS, flow_id=captured.flow_id, started_at=when(captured.started_at),
         finished_at=when(captured.finished_at), method=captured.method, scheme=captured.scheme,
-        host=captured.host, port=captured.port, path=captured.path,
+        host=captured.host, port=captured.port, path=redact.redact_path(captured.path, salt),
         request_headers=redact.redact_headers(captured.request_headers, salt), status_code=captured.status_code,
         complete=captured.complete, error_kind=captured.error_kind or "error",
         error_message=captured.error_message or "recorded raw: the exchange could not be parsed",
@@ -231,7 +231,7 @@ def raw_rows(captured: CapturedExchange, salt: bytes, problem: str | None = None
     for column, data in (("request_raw_hash", captured.request_body), ("response_raw_hash",
                                                                         b"".join(captured.response_chunks))):
         if data:
-            row = raw_row(data)
+            row = raw_row(body_to_store(captured, data, salt))
             rows.raw[row["hash"]] = row
             exchange[column] = row["hash"]
     if captured.request_body:
