@@ -8,13 +8,12 @@ upstream sends them and the body is still recorded in full, also when the stream
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from mitmproxy import exceptions, http
+from mitmproxy import ctx, exceptions, http
 
 from .captured import CapturedExchange
 from .config import Config
@@ -134,8 +133,6 @@ class Capture:
                           "before storage (as capture.redact_body_secrets).")
 
     def configure(self, updated: set[str]) -> None:
-        from mitmproxy import ctx
-
         if "ccbridge_redact_body_secrets" in updated:
             self._redact_option = ctx.options.ccbridge_redact_body_secrets
         if "ccbridge_read_timeout_s" not in updated:
@@ -197,8 +194,12 @@ class Capture:
         """Start the read timer; routed flows have their provider's own timeout (routing.timeout)."""
         seconds = self.timeout_s()
         if seconds > 0 and flow.response is None and flow.metadata.get(META_ROUTE) is None:
-            with contextlib.suppress(RuntimeError):  # no running event loop: unit tests calling hooks directly
+            try:
                 flow.metadata[META_WATCH] = ReadWatch(flow, seconds)
+            except RuntimeError:  # no running event loop: unit tests calling hooks directly
+                return
+            except Exception:
+                log.exception("ccbridge: no read timeout for flow %s", flow.id)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         captured: CapturedExchange | None = flow.metadata.get(META)

@@ -47,7 +47,7 @@ def fingerprint(value: str, salt: bytes) -> str:
 
 def _prefix_length(secret: str) -> int:
     # show the key type ("sk-ant-api03-", "sk-proj-") but never more than 12 characters of the secret
-    match = re.match(r"[A-Za-z]+(-[A-Za-z0-9]+){0,2}-", secret)
+    match = re.match(r"[A-Za-z]+([-_][A-Za-z0-9]+){0,2}[-_]", secret)
     return min(len(match.group(0)), 12) if match else 0
 
 

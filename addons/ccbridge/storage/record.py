@@ -119,10 +119,14 @@ def body_to_store(captured: CapturedExchange, body: bytes, salt: bytes) -> bytes
 
 
 def _provider_request(captured: CapturedExchange, salt: bytes) -> dict[str, Any] | None:
-    request = captured.provider_request
-    if request is None or not captured.redact_body_secrets:
-        return request
-    return parse_json(redact.redact_body(compact_json(request).encode(), salt))  # type: ignore[no-any-return]
+    return None if captured.provider_request is None else _redacted_json(captured, captured.provider_request, salt)
+
+
+def _redacted_json(captured: CapturedExchange, value: dict[str, Any], salt: bytes) -> dict[str, Any]:
+    if not captured.redact_body_secrets:
+        return value
+    redacted = redact.redact_body(compact_json(value).encode(), salt)
+    return value if redacted == compact_json(value).encode() else parse_json(redacted)  # type: ignore[no-any-return]
 
 
 def _request(rows: Rows, captured: CapturedExchange, salt: bytes) -> Any:
@@ -183,7 +187,7 @@ def _response(rows: Rows, captured: CapturedExchange, salt: bytes) -> None:
     exchange["ratelimit"] = ratelimits.parse_unified(headers)
     if "text/event-stream" in content_type.lower():
         exchange["is_sse"] = True
-        _sse_response(rows, captured, decoded, encoding)
+        _sse_response(rows, captured, decoded, encoding, salt)
     else:
         _json_response(rows, decoded)
     if decoded:
@@ -191,7 +195,8 @@ def _response(rows: Rows, captured: CapturedExchange, salt: bytes) -> None:
         exchange["response_raw_hash"] = _raw(rows, decoded, answer)
 
 
-def _sse_response(rows: Rows, captured: CapturedExchange, decoded: bytes, encoding: str | None) -> None:
+def _sse_response(rows: Rows, captured: CapturedExchange, decoded: bytes, encoding: str | None,
+                  salt: bytes) -> None:
     exchange = rows.exchange
     events = sse.parse_events(decoded)
     exchange["sse_event_count"] = len(events)
@@ -202,7 +207,8 @@ def _sse_response(rows: Rows, captured: CapturedExchange, decoded: bytes, encodi
     if assembly.error is not None:
         exchange["response_message"] = {"error": assembly.error}
     if assembly.message is not None:
-        _set_message(rows, assembly.message)
+        # a token split over several deltas is whole again in the answer: redact it there too
+        _set_message(rows, _redacted_json(captured, assembly.message, salt))
         if assembly.error is not None:
             exchange["response_message"]["error"] = assembly.error
     if captured.complete and not assembly.complete and exchange["status_code"] == 200:
