@@ -13,12 +13,15 @@ import time
 from collections.abc import Callable, Collection, Iterable
 from typing import Any, Protocol
 
-from mitmproxy import http
+from mitmproxy import ctx, exceptions, http
 
 from .captured import CapturedExchange
 from .flow_meta import META_CAPTURED, META_PROVIDER_REQUEST, META_PROVIDER_RESPONSE, META_ROUTE
+from .read_timeout import ReadWatch
 
 log = logging.getLogger("ccbridge.capture")
+
+META_WATCH = "ccbridge_read_watch"  # the flow's read timer, from the request until the response ends
 
 StreamFn = Callable[[bytes], Iterable[bytes] | bytes]
 
@@ -36,19 +39,31 @@ def error_kind(message: str) -> str:
     return "error"
 
 
+def keep_request_body(captured: CapturedExchange, body: bytes | None) -> None:
+    """Keep a reference to the request body, or a copy of its first `body_limit` bytes when it is longer."""
+    if body is not None and len(body) > captured.body_limit:
+        captured.request_truncated = True
+        body = body[: captured.body_limit]
+    captured.request_body = body
+
+
 class Tee:
     """The stream callable: passes each chunk on unchanged and keeps it (up to a limit) for the record."""
 
-    __slots__ = ("captured", "inner", "kept", "limit")
+    __slots__ = ("captured", "inner", "kept", "limit", "watch")
 
-    def __init__(self, captured: CapturedExchange, limit: int, inner: StreamFn | None = None) -> None:
+    def __init__(self, captured: CapturedExchange, limit: int, inner: StreamFn | None = None,
+                 watch: ReadWatch | None = None) -> None:
         self.captured = captured
         self.limit = limit
         self.kept = 0
         self.inner = inner
+        self.watch = watch
 
     def __call__(self, chunk: bytes) -> Iterable[bytes] | bytes:
         out: Iterable[bytes] | bytes = chunk
+        if self.watch is not None:
+            self.watch.touch()
         try:
             if self.inner is not None:
                 out = self.inner(chunk)
@@ -81,7 +96,7 @@ class Tee:
 
 
 class Recorder(Protocol):
-    """Where captures go (the Runtime, or a test double), with what config.yaml's `capture` section sets."""
+    """Where captures go (the Runtime, or a test double), with what config.yaml's `capture` and `upstream` set."""
 
     @property
     def capture_hosts(self) -> Collection[str]:
@@ -89,16 +104,59 @@ class Recorder(Protocol):
 
     @property
     def max_body_bytes(self) -> int:
-        """How much of one response body is kept; the rest still reaches the client."""
+        """How much of one body is kept; the rest still reaches the client."""
+
+    @property
+    def read_timeout_s(self) -> float:
+        """Seconds of upstream silence before a flow ends with a timeout error; 0: never."""
+
+    @property
+    def redact_body_secrets(self) -> bool:
+        """Whether key and token shapes inside bodies are replaced by their fingerprints before storage."""
 
     def submit(self, captured: CapturedExchange) -> None: ...
 
 
 class Capture:
-    """mitmproxy addon: hand every exchange of the API hosts to the recorder."""
+    """mitmproxy addon: hand every exchange of the API hosts to the recorder.
+
+    The recorder says what config.yaml sets (`upstream.read_timeout_s`, `capture.redact_body_secrets`); the
+    options `ccbridge_read_timeout_s` (0 turns the timeout off) and `ccbridge_redact_body_secrets` override it.
+    """
 
     def __init__(self, recorder: Recorder) -> None:
         self.recorder = recorder
+        self._redact_option = False
+        self._timeout_option: float | None = None
+
+    def load(self, loader) -> None:  # type: ignore[no-untyped-def]
+        loader.add_option("ccbridge_read_timeout_s", str, "",
+                          "Seconds without data from upstream before ccbridge ends a request with a timeout "
+                          "error; overrides upstream.read_timeout_s of config.yaml (default 600; 0: no timeout).")
+        loader.add_option("ccbridge_redact_body_secrets", bool, False,
+                          "Also replace key and token shapes inside request and response bodies with fingerprints "
+                          "before storage (as capture.redact_body_secrets).")
+
+    def configure(self, updated: set[str]) -> None:
+        if "ccbridge_redact_body_secrets" in updated:
+            self._redact_option = ctx.options.ccbridge_redact_body_secrets
+        if "ccbridge_read_timeout_s" not in updated:
+            return
+        text = ctx.options.ccbridge_read_timeout_s.strip()
+        if not text:
+            self._timeout_option = None
+            return
+        try:
+            seconds = float(text)
+        except ValueError:
+            seconds = -1.0
+        if not seconds >= 0:  # also NaN
+            raise exceptions.OptionsError(f"ccbridge_read_timeout_s: expected seconds (0 or more), got {text!r}")
+        self._timeout_option = seconds
+
+    def timeout_s(self) -> float:
+        """The read timeout in force: the option if set, else config.yaml's; 0 means none."""
+        return self.recorder.read_timeout_s if self._timeout_option is None else self._timeout_option
 
     def wanted(self, flow: http.HTTPFlow) -> bool:
         """Reverse mode records everything; explicit-proxy mode only the configured API hosts."""
@@ -124,6 +182,8 @@ class Capture:
                 http_version=request.http_version,
                 request_headers=list(request.headers.items(multi=True)),
                 request_body=None,
+                body_limit=self.recorder.max_body_bytes,
+                redact_body_secrets=self.recorder.redact_body_secrets or self._redact_option,
             )
         except Exception:
             log.exception("ccbridge: could not start recording flow %s", flow.id)
@@ -131,8 +191,20 @@ class Capture:
     def request(self, flow: http.HTTPFlow) -> None:
         captured: CapturedExchange | None = flow.metadata.get(META_CAPTURED)
         if captured is not None:
-            captured.request_body = flow.request.raw_content
+            keep_request_body(captured, flow.request.raw_content)
             captured.request_done_at = flow.request.timestamp_end
+            self._watch(flow)
+
+    def _watch(self, flow: http.HTTPFlow) -> None:
+        """Start the read timer; routed flows have their provider's own timeout (routing.timeout)."""
+        seconds = self.timeout_s()
+        if seconds > 0 and flow.response is None and flow.metadata.get(META_ROUTE) is None:
+            try:
+                flow.metadata[META_WATCH] = ReadWatch(flow, seconds)
+            except RuntimeError:  # no running event loop: unit tests calling hooks directly
+                return
+            except Exception:
+                log.exception("ccbridge: no read timeout for flow %s", flow.id)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         captured: CapturedExchange | None = flow.metadata.get(META_CAPTURED)
@@ -144,7 +216,10 @@ class Capture:
             captured.response_headers = list(response.headers.items(multi=True))
             captured.first_byte_at = response.timestamp_start
             inner = response.stream if callable(response.stream) else None
-            response.stream = Tee(captured, self.recorder.max_body_bytes, inner)
+            watch: ReadWatch | None = flow.metadata.get(META_WATCH)
+            if watch is not None:
+                watch.touch()
+            response.stream = Tee(captured, captured.body_limit, inner, watch)
         except Exception:
             log.exception("ccbridge: could not stream flow %s", flow.id)
 
@@ -159,7 +234,9 @@ class Capture:
                 captured.response_headers = list(response.headers.items(multi=True))
                 captured.status_code = response.status_code
             if not response.stream and response.raw_content:
-                captured.response_chunks = [response.raw_content]
+                body = response.raw_content
+                captured.response_truncated = len(body) > captured.body_limit
+                captured.response_chunks = [body[: captured.body_limit] if captured.response_truncated else body]
             captured.finished_at = response.timestamp_end or time.time()
             captured.complete = True
             self._finish(flow, captured)
@@ -173,7 +250,7 @@ class Capture:
         try:
             message = flow.error.msg if flow.error else "unknown error"
             if captured.request_body is None and flow.request.raw_content is not None:
-                captured.request_body = flow.request.raw_content
+                keep_request_body(captured, flow.request.raw_content)
             if flow.response is not None and captured.response_headers is None:
                 captured.status_code = flow.response.status_code
                 captured.response_headers = list(flow.response.headers.items(multi=True))
@@ -185,6 +262,13 @@ class Capture:
             log.exception("ccbridge: could not record failed flow %s", flow.id)
 
     def _finish(self, flow: http.HTTPFlow, captured: CapturedExchange) -> None:
+        watch: ReadWatch | None = flow.metadata.pop(META_WATCH, None)
+        if watch is not None:
+            watch.cancel()
+            if watch.expired:  # the proxy answered in the upstream's place
+                captured.complete = False
+                captured.error_kind = "timeout"
+                captured.error_message = f"no data from upstream for {watch.seconds:g} s (upstream.read_timeout_s)"
         route: Any = flow.metadata.get(META_ROUTE)
         if route is not None:
             captured.route = route

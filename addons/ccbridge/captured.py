@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+DEFAULT_BODY_LIMIT = 64 * 1024 * 1024  # capture.max_body_mb's default, in bytes
+
 
 @dataclass
 class CapturedExchange:
@@ -22,8 +24,9 @@ class CapturedExchange:
     query: list[tuple[str, str]]
     http_version: str
     request_headers: list[tuple[str, str]]
-    request_body: bytes | None
+    request_body: bytes | None  # at most body_limit bytes, as sent (still content-encoded)
     request_done_at: float | None = None
+    request_truncated: bool = False  # the request body was longer than body_limit
 
     status_code: int | None = None
     response_headers: list[tuple[str, str]] | None = None
@@ -37,6 +40,10 @@ class CapturedExchange:
     complete: bool = False
     error_kind: str | None = None  # client_abort | upstream_abort | timeout | error
     error_message: str | None = None
+
+    # How storage treats this exchange, decided when it was captured (so a replay stores it the same way).
+    body_limit: int = DEFAULT_BODY_LIMIT  # bytes kept of each body, before and after decoding
+    redact_body_secrets: bool = False  # replace key and token shapes in the bodies with fingerprints
 
     # Set by routing when a provider answered instead of the flow's own host.
     route: dict[str, Any] | None = None

@@ -68,6 +68,14 @@ class Runtime:
     def max_body_bytes(self) -> int:
         return int(self.config.capture.max_body_mb * 1024 * 1024)
 
+    @property
+    def read_timeout_s(self) -> float:
+        return self.config.upstream.read_timeout_s
+
+    @property
+    def redact_body_secrets(self) -> bool:
+        return self.config.capture.redact_body_secrets
+
     def submit(self, captured: CapturedExchange) -> None:
         if self.writer is None:
             log.error("ccbridge: storage is not open; flow %s not recorded", captured.flow_id)

@@ -77,6 +77,13 @@ class CaptureSettings(_Section):
     hosts: Annotated[tuple[str, ...], AfterValidator(lambda hosts: tuple(h.lower() for h in hosts))] = Field(
         ("api.anthropic.com",), strict=False, description="a list of host names")
     max_body_mb: float = Field(64.0, gt=0, description="a positive number of megabytes")
+    redact_body_secrets: bool = Field(False, description=(
+        "true or false (replace key and token shapes inside bodies with fingerprints before storage)"))
+
+
+class UpstreamSettings(_Section):
+    read_timeout_s: float = Field(600.0, ge=0, description=(
+        "a number of seconds, 0 or more (0: no timeout); extended thinking can pause for minutes"))
 
 
 class ViewerSettings(_Section):
@@ -158,7 +165,9 @@ class Settings(_Section):
     """All of config.yaml. `routing` is what its routing sections resolve to; `warnings` what start-up should say."""
 
     storage: StorageSettings = Field(default_factory=StorageSettings, description="a mapping (url, batch_size, ...)")
-    capture: CaptureSettings = Field(default_factory=CaptureSettings, description="a mapping (hosts, max_body_mb)")
+    capture: CaptureSettings = Field(default_factory=CaptureSettings, description=(
+        "a mapping (hosts, max_body_mb, redact_body_secrets)"))
+    upstream: UpstreamSettings = Field(default_factory=UpstreamSettings, description="a mapping (read_timeout_s)")
     viewer: ViewerSettings = Field(default_factory=ViewerSettings, description="a mapping (host, port, ...)")
     providers: Annotated[dict[str, ProviderSettings], OrEmpty] = Field(default_factory=dict, description=(
         "a mapping of provider names to {base_url, api_key or api_key_env, kind, headers}"))

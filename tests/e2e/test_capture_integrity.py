@@ -192,3 +192,32 @@ def rebuilt_bodies(proxy) -> list[str]:
 
     with proxy.db() as db:
         return [json.dumps(rebuild_request_body(db, e)) for e in proxy.exchanges()]
+
+
+GITHUB_TOKEN = "ghp_" + "Zx81" * 9  # fake, built in two pieces so no scanner takes it for a real one
+
+
+def test_keys_in_paths_queries_and_with_the_option_bodies_never_reach_the_database(tmp_path: Path):
+    def echo(request: MockRequest) -> Reply:
+        return text_reply(request, f"you sent {GITHUB_TOKEN} and {API_KEY}")
+
+    with MockAnthropic(echo) as mock, start_proxy(mock.url, tmp_path,
+                                                  extra_args=["--set", "ccbridge_redact_body_secrets=true"]) as proxy:
+        with httpx.Client(base_url=proxy.url, timeout=30) as client:
+            prompt = f"deploy with {GITHUB_TOKEN} and {API_KEY}"
+            for stream in (False, True):
+                r = client.post(f"/v1/messages?t={GITHUB_TOKEN}", json=body(stream, prompt))
+                assert r.status_code == 200 and r.content == mock.exchanges[-1].response_body  # every byte as sent
+            client.post(f"/v1/keys/{API_KEY}/check", json=body(False))
+    assert any(GITHUB_TOKEN in r.body.decode() for r in mock.requests)  # and so does the upstream
+    stored = database_bytes(proxy.db_url)
+    for secret in (API_KEY, GITHUB_TOKEN):
+        for fragment in (secret, secret[8:28]):
+            assert fragment.encode() not in stored, f"{fragment!r} reached the database"
+    exchanges = proxy.exchanges()
+    assert len(exchanges) == 3 and exchanges[2].path.startswith("/v1/keys/sk-ant-api03…")
+    with proxy.db() as db:
+        from ccbridge.storage.pieces import rebuild_request_body
+
+        rebuilt = json.dumps(rebuild_request_body(db, exchanges[0]))
+    assert "deploy with ghp_" in rebuilt and "#" in rebuilt  # the rest of the prompt is kept as sent

@@ -131,3 +131,28 @@ def test_proxy_records_into_postgres_by_url(postgres_url: str, tmp_path: Path):
         stored = db.exec(select(Exchange).where(Exchange.session_id == "pg-session")).all()
         assert len(stored) == 1 and stored[0].complete and stored[0].is_sse
     engine.dispose()
+
+
+def test_values_postgres_refuses_are_fitted_and_the_exchanges_kept(postgres_url: str):
+    from tests.unit.test_storage import unholdable_exchanges
+
+    engine = open_engine(postgres_url)
+    items = unholdable_exchanges()
+    for item in items:
+        item.flow_id = f"pg-unholdable-{item.flow_id}"
+    writer = Writer(engine, batch_size=10)
+    for item in items:
+        writer.submit(item)
+    writer.close()
+    assert writer.failed == 0
+    with Session(engine) as db:
+        rows = {e.flow_id.removeprefix("pg-unholdable-"): e
+                for e in db.exec(select(Exchange).where(Exchange.flow_id.startswith("pg-unholdable-"))).all()}
+        assert set(rows) == {"20-digits", "30-digits", "nul", "bad-utf8-header", "lone-surrogate"}
+        assert rows["20-digits"].input_tokens is None and rows["20-digits"].problems
+        assert rows["nul"].model == "claude\u2400x"
+        assert rows["bad-utf8-header"].user_agent.endswith("\ufffd\ufffd")
+        assert rows["lone-surrogate"].request_body_kind == "raw"
+        # the NUL in the request body is kept: a JSON escape inside the stored pieces
+        assert rebuild_request_body(db, rows["nul"]) == {"model": "claude\x00x", "messages": []}
+    engine.dispose()

@@ -86,6 +86,7 @@ class Reply:
     body: list[BodyItem] = field(default_factory=list)
     framing: Literal["chunked", "length", "close"] = "length"
     reason: str = ""
+    held: float = 0.0  # seconds of silence before the status line (bounded by MAX_WAIT; the connection stays open)
 
     @property
     def body_bytes(self) -> bytes:
@@ -502,6 +503,8 @@ class MockAnthropic:
         exchange.status = reply.status
         keep_alive = reply.framing != "close" and (request.header("connection") or "").lower() != "close"
 
+        if reply.held:
+            self._hold(sock, reply.held, self._stopping)
         headers = [*reply.headers, ("request-id", exchange.request_id)]
         if reply.framing == "chunked":
             headers.append(("transfer-encoding", "chunked"))

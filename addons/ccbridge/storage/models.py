@@ -139,6 +139,9 @@ class Exchange(SQLModel, table=True):
     complete: bool = False
     error_kind: str | None = Field(default=None, max_length=32)
     error_message: str | None = Field(default=None, sa_column=Column(Text))
+    # What storage could not keep as sent: a body cut at capture.max_body_mb, an encoding that would not
+    # decode, a value no database holds (replaced), a row stored raw because its insert failed.
+    problems: list[str] | None = Field(default=None, sa_column=Column(JSON))
 
     # Routing (subagents answered by another provider); None when the exchange went to its own host.
     routed: bool = Field(default=False, index=True)

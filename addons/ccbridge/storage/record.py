@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from mitmproxy.net import encoding as mitm_encoding
-
 from .. import identity, ratelimits, redact, sse
 from ..captured import CapturedExchange
 from ..headers import HeaderView
+from .decode import decode_bounded
+from .holdable import fit_exchange, fit_json, fit_text, has_lone_surrogate
 from .models import Exchange, MessageNode
 from .pieces import (
     Piece,
@@ -55,21 +54,6 @@ def when(timestamp: float | None) -> datetime | None:
     return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
 
 
-def decode_body(data: bytes, content_encoding: str | None) -> tuple[bytes, str | None]:
-    """(decoded bytes, problem). A body cut short is decoded as far as it goes."""
-    enc = (content_encoding or "").strip().lower()
-    if not data or enc in ("", "identity"):
-        return data, None
-    try:
-        return mitm_encoding.decode(data, enc), None  # type: ignore[return-value]
-    except Exception as exc:
-        if enc in ("gzip", "deflate", "x-gzip"):
-            wbits = 16 + zlib.MAX_WBITS if enc != "deflate" else zlib.MAX_WBITS
-            try:
-                return zlib.decompressobj(wbits).decompress(data), f"{enc} body decoded partially: {exc}"
-            except zlib.error:
-                pass
-        return data, f"{enc} body kept encoded: {exc}"
 
 
 def build_rows(captured: CapturedExchange, salt: bytes) -> Rows:
@@ -84,7 +68,7 @@ def build_rows(captured: CapturedExchange, salt: bytes) -> Rows:
         scheme=captured.scheme,
         host=captured.host,
         port=captured.port,
-        path=captured.path,
+        path=redact.redact_path(captured.path, salt),
         query="&".join(f"{k}={v}" for k, v in redact.redact_query(captured.query, salt)),
         http_version=captured.http_version,
         request_headers=redact.redact_headers(captured.request_headers, salt),
@@ -93,19 +77,30 @@ def build_rows(captured: CapturedExchange, salt: bytes) -> Rows:
         error_message=captured.error_message,
         routed=captured.route is not None,
         route=captured.route,
-        provider_request=captured.provider_request,
+        provider_request=_provider_request(captured, salt),
     )
     rows = Rows(exchange)
     request_headers = HeaderView(captured.request_headers)
-    body = _request(rows, captured, request_headers.get("content-encoding"))
+    body = _request(rows, captured, request_headers.get("content-encoding"), salt)
     who = identity.identify(request_headers, body)
     exchange.update(who.__dict__)
     rows.project_dir = identity.project_dir(body)
     if captured.provider_response is not None:
-        exchange["provider_response_hash"] = _raw(rows, captured.provider_response)
+        exchange["provider_response_hash"] = _raw(rows, body_to_store(captured, captured.provider_response, salt))
     if captured.response_headers is not None:
         _response(rows, captured, salt)
+    finish(rows)
     return rows
+
+
+def finish(rows: Rows) -> None:
+    """Fit the row to what every database holds; the notes of everything that went wrong go with it."""
+    rows.problems.extend(fit_exchange(rows.exchange))
+    if rows.project_dir is not None:
+        rows.project_dir, changed = fit_text(rows.project_dir)
+        if changed:
+            rows.problems.append(f"project directory: {'; '.join(changed)}")
+    rows.exchange["problems"] = fit_json(rows.problems)[0] or None
 
 
 def _raw(rows: Rows, data: bytes, answer: Piece | None = None) -> str:
@@ -114,19 +109,44 @@ def _raw(rows: Rows, data: bytes, answer: Piece | None = None) -> str:
     return row["hash"]
 
 
-def _request(rows: Rows, captured: CapturedExchange, encoding: str | None) -> Any:
+def body_to_store(captured: CapturedExchange, body: bytes, salt: bytes) -> bytes:
+    """The body as stored: token shapes fingerprinted when capture.redact_body_secrets is on."""
+    return redact.redact_body(body, salt) if captured.redact_body_secrets else body
+
+
+def _provider_request(captured: CapturedExchange, salt: bytes) -> dict[str, Any] | None:
+    return None if captured.provider_request is None else _redacted_json(captured, captured.provider_request, salt)
+
+
+def _redacted_json(captured: CapturedExchange, value: dict[str, Any], salt: bytes) -> dict[str, Any]:
+    if not captured.redact_body_secrets:
+        return value
+    redacted = redact.redact_body(compact_json(value).encode(), salt)
+    return value if redacted == compact_json(value).encode() else parse_json(redacted)  # type: ignore[no-any-return]
+
+
+def _request(rows: Rows, captured: CapturedExchange, encoding: str | None, salt: bytes) -> Any:
     exchange = rows.exchange
     raw = captured.request_body or b""
     exchange["request_size"] = len(raw)
     if not raw:
         exchange["request_body_kind"] = "empty"
         return None
-    decoded, problem = decode_body(raw, encoding)
+    decoded, truncated, problem = decode_bounded(encoding, raw, captured.body_limit)
+    decoded = body_to_store(captured, decoded, salt)
     if problem:
         rows.problems.append(f"request: {problem}")
+    if truncated or captured.request_truncated:
+        rows.problems.append(f"request: body longer than capture.max_body_mb; stored its first {len(decoded)} bytes")
     if encoding and encoding.lower() != "identity":
         exchange["request_encoding"] = encoding  # what is stored is the decoded body
     body = parse_json(decoded)
+    if body is not None and has_lone_surrogate(decoded, body):
+        # no database stores such a string; the bytes as sent rebuild the request exactly
+        rows.problems.append("request: a JSON string holds a lone surrogate; stored as raw bytes")
+        exchange["request_body_kind"] = "raw"
+        exchange["request_raw_hash"] = _raw(rows, decoded)
+        return fit_json(body)[0]
     if body is not None and is_decomposable(body):
         split = decompose(body)
         rows.pieces.update(split.pieces)
@@ -149,21 +169,21 @@ def _response(rows: Rows, captured: CapturedExchange, salt: bytes) -> None:
     headers = captured.response_headers or []
     named = HeaderView(headers)
     exchange["status_code"] = captured.status_code
-    exchange["response_truncated"] = captured.response_truncated
     exchange["response_headers"] = redact.redact_headers(headers, salt)
     content_type = named.get("content-type") or ""
     exchange["response_content_type"] = content_type[:255] or None
     encoding = named.get("content-encoding")
     exchange["response_encoding"] = encoding if encoding and encoding.lower() != "identity" else None
-    raw = b"".join(captured.response_chunks)
-    decoded, problem = decode_body(raw, encoding)
+    decoded, truncated, problem = decode_bounded(encoding, captured.response_chunks, captured.body_limit)
+    decoded = body_to_store(captured, decoded, salt)
     if problem:
         rows.problems.append(f"response: {problem}")
+    exchange["response_truncated"] = captured.response_truncated or truncated
     exchange["response_size"] = len(decoded)
     exchange["ratelimit"] = ratelimits.parse_unified(headers)
     if "text/event-stream" in content_type.lower():
         exchange["is_sse"] = True
-        _sse_response(rows, captured, decoded, encoding)
+        _sse_response(rows, captured, decoded, encoding, salt)
     else:
         _json_response(rows, decoded)
     if decoded:
@@ -171,7 +191,8 @@ def _response(rows: Rows, captured: CapturedExchange, salt: bytes) -> None:
         exchange["response_raw_hash"] = _raw(rows, decoded, answer)
 
 
-def _sse_response(rows: Rows, captured: CapturedExchange, decoded: bytes, encoding: str | None) -> None:
+def _sse_response(rows: Rows, captured: CapturedExchange, decoded: bytes, encoding: str | None,
+                  salt: bytes) -> None:
     exchange = rows.exchange
     events = sse.parse_events(decoded)
     exchange["sse_event_count"] = len(events)
@@ -182,7 +203,8 @@ def _sse_response(rows: Rows, captured: CapturedExchange, decoded: bytes, encodi
     if assembly.error is not None:
         exchange["response_message"] = {"error": assembly.error}
     if assembly.message is not None:
-        _set_message(rows, assembly.message)
+        # a token split over several deltas is whole again in the answer: redact it there too
+        _set_message(rows, _redacted_json(captured, assembly.message, salt))
         if assembly.error is not None:
             exchange["response_message"]["error"] = assembly.error
     if captured.complete and not assembly.complete and exchange["status_code"] == 200:
@@ -216,6 +238,8 @@ def _json_response(rows: Rows, decoded: bytes) -> None:
 def _set_message(rows: Rows, message: dict[str, Any]) -> None:
     """Store the answer's content as a message piece: the next turn resends it, so it is shared."""
     exchange = rows.exchange
+    message, changed = fit_json(message)  # the raw body keeps the answer as sent
+    rows.problems.extend(f"response message: {change}" for change in changed)
     answer = {"role": message.get("role", "assistant"), "content": message.get("content", [])}
     digest = piece_hash(answer)
     rows.pieces.setdefault(digest, Piece(digest, "message", compact_json(answer)))

@@ -26,7 +26,7 @@ from ..captured import CapturedExchange
 from .maintenance import update_sessions
 from .models import Blob, Exchange, MessageNode, Meta, RawBody
 from .pieces import raw_row
-from .record import EXCHANGE_DEFAULTS, Rows, build_rows, when
+from .record import EXCHANGE_DEFAULTS, Rows, body_to_store, build_rows, finish, when
 
 log = logging.getLogger("ccbridge.storage")
 _STOP = object()
@@ -141,17 +141,28 @@ class Writer:
         return items
 
     def _write_batch(self, batch: list[CapturedExchange]) -> None:
-        built = [rows for rows in (self._build(c) for c in batch) if rows is not None]
+        built = [(captured, rows) for captured in batch if (rows := self._build(captured)) is not None]
         try:
-            self._commit(built)
+            self._commit([rows for _, rows in built])
         except Exception as exc:
             self._log_once("batch", f"batch of {len(built)} failed ({exc!r}); writing one at a time")
-            for rows in built:
-                try:
-                    self._commit([rows])
-                except Exception as single:
-                    self.failed += 1
-                    log.error("ccbridge: could not store flow %s: %r", rows.exchange['flow_id'], single)
+            for captured, rows in built:
+                self._commit_one(captured, rows)
+
+    def _commit_one(self, captured: CapturedExchange, rows: Rows) -> None:
+        """Commit one exchange; if the database refuses its row, store the raw record instead."""
+        try:
+            self._commit([rows])
+            return
+        except Exception as exc:
+            refused = exc
+        self._log_once(f"insert:{type(refused).__name__}", f"flow {captured.flow_id}: insert failed "
+                                                            f"({refused!r}); storing raw bytes")
+        try:
+            self._commit([raw_rows(captured, self.salt, problem=f"insert failed: {refused!r:.300}; stored raw")])
+        except Exception as again:
+            self.failed += 1
+            log.error("ccbridge: could not store flow %s: %r", captured.flow_id, again)
 
     def _build(self, captured: CapturedExchange) -> Rows | None:
         try:
@@ -159,7 +170,7 @@ class Writer:
         except Exception as exc:
             self._log_once(f"build:{type(exc).__name__}", f"flow {captured.flow_id}: {exc!r}; storing raw bytes")
             try:
-                rows = raw_rows(captured, self.salt)
+                rows = raw_rows(captured, self.salt, problem=f"could not be parsed: {exc!r:.300}; stored raw")
             except Exception as again:
                 self.failed += 1
                 log.error("ccbridge: could not record flow %s: %r", captured.flow_id, again)
@@ -207,12 +218,12 @@ class Writer:
             log.debug("ccbridge: %s", message)
 
 
-def raw_rows(captured: CapturedExchange, salt: bytes) -> Rows:
+def raw_rows(captured: CapturedExchange, salt: bytes, problem: str | None = None) -> Rows:
     """The fallback record: request line, redacted headers and raw bytes, nothing parsed."""
     exchange = dict(
         EXCHANGE_DEFAULTS, flow_id=captured.flow_id, started_at=when(captured.started_at),
         finished_at=when(captured.finished_at), method=captured.method, scheme=captured.scheme,
-        host=captured.host, port=captured.port, path=captured.path,
+        host=captured.host, port=captured.port, path=redact.redact_path(captured.path, salt),
         request_headers=redact.redact_headers(captured.request_headers, salt), status_code=captured.status_code,
         complete=captured.complete, error_kind=captured.error_kind or "error",
         error_message=captured.error_message or "recorded raw: the exchange could not be parsed",
@@ -221,13 +232,16 @@ def raw_rows(captured: CapturedExchange, salt: bytes) -> Rows:
     for column, data in (("request_raw_hash", captured.request_body), ("response_raw_hash",
                                                                         b"".join(captured.response_chunks))):
         if data:
-            row = raw_row(data)
+            row = raw_row(body_to_store(captured, data, salt))
             rows.raw[row["hash"]] = row
             exchange[column] = row["hash"]
     if captured.request_body:
         exchange["request_body_kind"] = "raw"
     if captured.response_headers is not None:
         exchange["response_headers"] = redact.redact_headers(captured.response_headers, salt)
+    if problem:
+        rows.problems.append(problem)
+    finish(rows)
     return rows
 
 

@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 
 import pytest
+from mitmproxy import exceptions
 from mitmproxy.test import taddons, tflow, tutils
 
 from ccbridge.capture import Capture, Tee, error_kind
@@ -13,6 +14,8 @@ from ccbridge.captured import CapturedExchange
 class Recorder:
     capture_hosts: tuple[str, ...] = ("api.anthropic.com",)
     max_body_bytes: int = 64 * 1024 * 1024
+    read_timeout_s: float = 600.0
+    redact_body_secrets: bool = False
     records: list[CapturedExchange] = field(default_factory=list)
 
     def submit(self, captured):
@@ -115,3 +118,31 @@ def test_explicit_proxy_mode_records_only_api_hosts():
 ])
 def test_error_kinds(message, kind):
     assert error_kind(message) == kind
+
+
+def test_request_body_over_the_limit_is_passed_on_but_kept_only_up_to_it():
+    recorder = Recorder(max_body_bytes=1024)
+    addon = Capture(recorder)
+    body = b"x" * 5000
+    flow = tflow.tflow(req=tutils.treq(method=b"POST", host="api.anthropic.com", path=b"/v1/messages",
+                                       content=body), resp=tutils.tresp(content=b"y" * 3000))
+    with taddons.context(addon):
+        addon.requestheaders(flow)
+        addon.request(flow)
+        addon.response(flow)  # no tee: the whole response was buffered
+    [record] = recorder.records
+    assert flow.request.raw_content == body  # what goes upstream is untouched
+    assert record.request_body == body[:1024] and record.request_truncated
+    assert record.response_chunks == [b"y" * 1024] and record.response_truncated
+
+
+def test_read_timeout_option_overrides_the_configured_value_and_is_validated():
+    addon = Capture(Recorder(read_timeout_s=600))
+    with taddons.context(addon) as tctx:
+        assert addon.timeout_s() == 600
+        tctx.configure(addon, ccbridge_read_timeout_s="1.5")
+        assert addon.timeout_s() == 1.5
+        tctx.configure(addon, ccbridge_read_timeout_s="0")
+        assert addon.timeout_s() == 0  # off
+        with pytest.raises(exceptions.OptionsError, match="ccbridge_read_timeout_s"):
+            tctx.configure(addon, ccbridge_read_timeout_s="soon")

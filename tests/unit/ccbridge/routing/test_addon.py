@@ -225,6 +225,8 @@ async def test_an_unmapped_subagent_goes_to_anthropic(routing: Routing) -> None:
 class Recorder:
     capture_hosts: tuple[str, ...] = ("api.anthropic.com",)
     max_body_bytes: int = 64 * 1024 * 1024
+    read_timeout_s: float = 600.0
+    redact_body_secrets: bool = False
     records: list[CapturedExchange] = field(default_factory=list)
 
     def submit(self, captured: CapturedExchange) -> None:

@@ -137,3 +137,100 @@ def test_truncated_response_is_marked(engine):
     write_all(engine, [item])
     with Session(engine) as db:
         assert db.exec(select(Exchange).where(Exchange.flow_id == "cut-by-limit")).one().response_truncated
+
+
+def test_gzip_bomb_response_is_stored_up_to_the_limit_and_marked(engine):
+    import zlib
+
+    _name, req = next((n, r) for n, r in REQUESTS if r["method"] == "POST")
+    compressor = zlib.compressobj(9, wbits=16 + zlib.MAX_WBITS)
+    bomb = b"".join(compressor.compress(bytes(1 << 20)) for _ in range(20)) + compressor.flush()
+    item = captured_from_fixture("bomb", req, bomb, [("content-type", "application/json"),
+                                                     ("content-encoding", "gzip")])
+    item.body_limit = 1 << 20
+    write_all(engine, [item])
+    with Session(engine) as db:
+        stored = db.exec(select(Exchange).where(Exchange.flow_id == "bomb")).one()
+        assert stored.response_truncated and stored.response_size == 1 << 20
+        assert load_raw(db, stored.response_raw_hash) == bytes(1 << 20)
+
+
+def unholdable_exchanges():
+    """Exchanges carrying what no database holds as is: the exchange must still be stored."""
+    post = {"method": "POST", "path": "/v1/messages", "query": {}, "headers": []}
+    def answer(tokens: int) -> bytes:
+        return json.dumps({"type": "message", "role": "assistant", "content": [{"type": "text", "text": "hi"}],
+                           "usage": {"input_tokens": tokens, "output_tokens": 3}}).encode()
+
+    # orjson reads up to 64 unsigned bits as an integer (beyond a signed column), longer ones as a float
+    big = captured_from_fixture("20-digits", {**post, "body": {"model": "m", "messages": []}}, answer(2**64 - 1))
+    huge = captured_from_fixture("30-digits", {**post, "body": {"model": "m", "messages": []}}, answer(10**29))
+    nul = captured_from_fixture("nul", {**post, "body": {"model": "claude\x00x", "messages": []}})
+    header = captured_from_fixture("bad-utf8-header", {**post, "body": {"model": "m", "messages": []}})
+    header.request_headers = [("user-agent", "claude-cli/2.1 \udcff\udcfe"), ("x-claude-code-session-id", "s\x00")]
+    surrogate = captured_from_fixture("lone-surrogate", {**post, "body": "x"})
+    surrogate.request_body = b'{"model":"m","messages":[{"role":"user","content":"half \\ud800 a pair"}]}'
+    return big, huge, nul, header, surrogate
+
+
+def test_values_no_database_holds_never_lose_the_exchange(engine):
+    big, huge, nul, header, surrogate = unholdable_exchanges()
+    writer = write_all(engine, [big, huge, nul, header, surrogate])
+    assert writer.written == 5
+    with Session(engine) as db:
+        rows = {e.flow_id: e for e in db.exec(select(Exchange)).all()}
+        assert rows["20-digits"].input_tokens is None and rows["20-digits"].output_tokens == 3
+        assert any("input_tokens" in p and "20-digit" in p for p in rows["20-digits"].problems)
+        assert rows["30-digits"].input_tokens is None and rows["30-digits"].output_tokens == 3
+        assert json.loads(load_raw(db, rows["30-digits"].response_raw_hash))["usage"]["input_tokens"] == 10**29
+        assert rows["nul"].model == "claude\u2400x" and any("NUL" in p for p in rows["nul"].problems)
+        assert rebuild_request_body(db, rows["nul"]) == {"model": "claude\x00x", "messages": []}
+        assert rows["bad-utf8-header"].user_agent == "claude-cli/2.1 \ufffd\ufffd"
+        assert rows["bad-utf8-header"].session_id == "s\u2400" and rows["bad-utf8-header"].problems
+        assert rows["lone-surrogate"].request_body_kind == "raw" and rows["lone-surrogate"].problems
+        assert rebuild_request_body(db, rows["lone-surrogate"]) == surrogate.request_body
+
+
+def test_a_row_refused_at_insert_is_stored_raw_with_the_reason(engine):
+    from ccbridge.storage.record import build_rows
+
+    def unfitted(captured, salt):
+        rows = build_rows(captured, salt)
+        rows.exchange["input_tokens"] = 10**30  # as if the fitting had missed it: SQLite refuses the insert
+        return rows
+
+    _name, req = next((n, r) for n, r in REQUESTS if r["method"] == "POST")
+    good = captured_from_fixture("fine", req)
+    refused = captured_from_fixture("refused", req)
+    writer = Writer(engine, batch_size=7, build=lambda c, salt: unfitted(c, salt) if c.flow_id == "refused"
+                    else build_rows(c, salt))
+    writer.submit(good)
+    writer.submit(refused)
+    writer.close()
+    assert writer.failed == 0 and writer.written == 2
+    with Session(engine) as db:
+        rows = {e.flow_id: e for e in db.exec(select(Exchange)).all()}
+        assert rows["fine"].request_body_kind == "messages" and not rows["fine"].problems
+        stored = rows["refused"]
+        assert stored.request_body_kind == "raw" and stored.input_tokens is None
+        assert any(p.startswith("insert failed") for p in stored.problems)
+        assert json.loads(rebuild_request_body(db, stored)) == req["body"]
+
+
+def test_body_secrets_are_fingerprinted_only_when_asked(engine):
+    key = "sk-ant-api03-" + "K3y" * 10 + "-Q9z"
+    post = {"method": "POST", "path": "/v1/messages", "query": {}, "headers": []}
+    request = {"model": "m", "messages": [{"role": "user", "content": f"use {key}"}]}
+    answer = json.dumps({"type": "message", "role": "assistant", "content": [{"type": "text", "text": key}],
+                         "usage": {"input_tokens": 1, "output_tokens": 1}}).encode()
+    asked = captured_from_fixture("asked", {**post, "body": request}, answer)
+    asked.redact_body_secrets = True
+    as_sent = captured_from_fixture("as-sent", {**post, "body": request}, answer)
+    write_all(engine, [asked, as_sent])
+    with Session(engine) as db:
+        rows = {e.flow_id: e for e in db.exec(select(Exchange)).all()}
+        redacted = rebuild_request_body(db, rows["asked"])
+        assert key not in json.dumps(redacted) and redacted["messages"][0]["content"].startswith("use sk-ant-api03…")
+        assert key.encode() not in load_raw(db, rows["asked"].response_raw_hash)
+        assert rebuild_request_body(db, rows["as-sent"]) == request  # off by default: recorded as sent
+        assert key.encode() in load_raw(db, rows["as-sent"].response_raw_hash)
