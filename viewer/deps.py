@@ -32,7 +32,8 @@ def image_ok(source: dict[str, Any]) -> bool:
 
 def edit_diff(tool_input: dict[str, Any]) -> list[tuple[str, str]]:
     """The diff an Edit or MultiEdit call asks for."""
-    edits = tool_input.get("edits") if isinstance(tool_input.get("edits"), list) else [tool_input]
+    listed = tool_input.get("edits")
+    edits: list[Any] = listed if isinstance(listed, list) else [tool_input]
     lines: list[tuple[str, str]] = []
     for edit in edits:
         if isinstance(edit, dict):
@@ -57,7 +58,7 @@ def make_templates() -> Jinja2Templates:
 
 
 def engine_of(request: Request) -> Engine:
-    return request.app.state.engine  # type: ignore[no-any-return]
+    return request.app.state.engine
 
 
 def get_db(request: Request) -> Iterator[Session]:
@@ -66,7 +67,7 @@ def get_db(request: Request) -> Iterator[Session]:
 
 
 def get_templates(request: Request) -> Jinja2Templates:
-    return request.app.state.templates  # type: ignore[no-any-return]
+    return request.app.state.templates
 
 
 SessionDep = Annotated[Session, Depends(get_db)]

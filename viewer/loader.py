@@ -12,13 +12,14 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.orm import defer
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from ccbridge.storage import read
 from ccbridge.storage.models import Exchange
 from ccbridge.storage.models import Session as SessionRow
 
 from . import costs
+from .costs import Total
 from .threads import ExchangeRecord, SessionThreads, build_threads
 
 # Columns the transcript does not show: large, and read only by the request page.
@@ -32,10 +33,10 @@ class SessionData:
     exchanges: dict[int, Exchange]
     threads: SessionThreads
     pieces: dict[str, Any]  # blob hash -> parsed JSON
-    costs: dict[int, Decimal | None]
+    costs: dict[int, Decimal | None]  # hides the module `costs` in this class body, hence `Total` by name
 
     @property
-    def total_cost(self) -> costs.Total:
+    def total_cost(self) -> Total:
         return costs.total(self.costs.values())
 
     def system_of(self, exchange_id: int) -> list[Any]:
@@ -46,7 +47,8 @@ class SessionData:
 
 
 def load_session(db: Session, session_id: str) -> SessionData | None:
-    query = select(Exchange).where(Exchange.session_id == session_id).order_by(Exchange.started_at, Exchange.id)
+    query = select(Exchange).where(Exchange.session_id == session_id)
+    query = query.order_by(col(Exchange.started_at), col(Exchange.id))
     query = query.options(*(defer(getattr(Exchange, c)) for c in _HEAVY))
     rows = list(db.exec(query).all())
     summary = db.get(SessionRow, session_id)

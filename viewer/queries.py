@@ -15,8 +15,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+import sqlalchemy
 from sqlalchemy import Text, and_, cast, exists, or_
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from ccbridge.storage import read
 from ccbridge.storage.models import Blob, Exchange
@@ -85,19 +86,20 @@ def list_sessions(db: Session, filters: SessionFilter = SessionFilter(), cursor:
     if filters.until:
         query = query.where(s.started_at < datetime.combine(filters.until + timedelta(days=1), time.min, tzinfo=UTC))
     if filters.model:
-        query = query.where(exists().where(Exchange.session_id == s.id, Exchange.model == filters.model))
+        query = query.where(exists().where(col(Exchange.session_id) == s.id, col(Exchange.model) == filters.model))
     if filters.agent:
         agent = filters.agent
         like = f'%"agent": "{agent}"%'
-        query = query.where(exists().where(Exchange.session_id == s.id, or_(
-            Exchange.agent_id == agent,
-            and_(Exchange.routed.is_(True), cast(Exchange.route, Text).like(like)),  # type: ignore[attr-defined]
+        query = query.where(exists().where(col(Exchange.session_id) == s.id, or_(
+            col(Exchange.agent_id) == agent,
+            and_(col(Exchange.routed).is_(True), cast(col(Exchange.route), Text).like(like)),
         )))
     position = decode_cursor(cursor)
     if position is not None:
         when, last_id = position
-        query = query.where(or_(s.last_activity_at < when, and_(s.last_activity_at == when, s.id < last_id)))
-    query = query.order_by(s.last_activity_at.desc(), s.id.desc()).limit(limit + 1)  # type: ignore[attr-defined]
+        query = query.where(or_(col(s.last_activity_at) < when,
+                                and_(col(s.last_activity_at) == when, col(s.id) < last_id)))
+    query = query.order_by(col(s.last_activity_at).desc(), col(s.id).desc()).limit(limit + 1)
     rows = list(db.exec(query).all())
     more = len(rows) > limit
     rows = rows[:limit]
@@ -106,9 +108,11 @@ def list_sessions(db: Session, filters: SessionFilter = SessionFilter(), cursor:
     return page
 
 
-_COST_COLUMNS = (Exchange.session_id, Exchange.model, Exchange.route, Exchange.started_at, Exchange.input_tokens,
-                 Exchange.output_tokens, Exchange.cache_read_input_tokens, Exchange.cache_creation_input_tokens,
-                 Exchange.response_message)
+# sqlmodel's select() types at most four columns: these wider rows are read with SQLAlchemy's select()
+# on the session's connection (same transaction).
+_COST_COLUMNS = (col(Exchange.session_id), col(Exchange.model), col(Exchange.route), col(Exchange.started_at),
+                 col(Exchange.input_tokens), col(Exchange.output_tokens), col(Exchange.cache_read_input_tokens),
+                 col(Exchange.cache_creation_input_tokens), col(Exchange.response_message))
 
 
 def session_costs(db: Session, session_ids: list[str]) -> dict[str, costs.Total]:
@@ -116,7 +120,8 @@ def session_costs(db: Session, session_ids: list[str]) -> dict[str, costs.Total]
     parts: dict[str, list[Decimal | None]] = {sid: [] for sid in session_ids}
     if not session_ids:
         return {}
-    rows = db.exec(select(*_COST_COLUMNS).where(Exchange.session_id.in_(session_ids))).all()  # type: ignore[attr-defined]
+    query = sqlalchemy.select(*_COST_COLUMNS).where(col(Exchange.session_id).in_(session_ids))
+    rows = db.connection().execute(query).all()
     for row in rows:
         parts[row.session_id].append(costs.exchange_cost(row))
     return {sid: costs.total(values) for sid, values in parts.items()}
@@ -124,10 +129,10 @@ def session_costs(db: Session, session_ids: list[str]) -> dict[str, costs.Total]
 
 def latest_limits(db: Session, session_id: str | None = None) -> list[Window]:
     """The windows reported by the newest response that had any (in one session, or anywhere)."""
-    query = select(Exchange.ratelimit, Exchange.started_at).where(Exchange.ratelimit.is_not(None))  # type: ignore[union-attr]
+    query = select(Exchange.ratelimit, Exchange.started_at).where(col(Exchange.ratelimit).is_not(None))
     if session_id is not None:
         query = query.where(Exchange.session_id == session_id)
-    row = db.exec(query.order_by(Exchange.started_at.desc(), Exchange.id.desc()).limit(1)).first()  # type: ignore[attr-defined]
+    row = db.exec(query.order_by(col(Exchange.started_at).desc(), col(Exchange.id).desc()).limit(1)).first()
     return windows(row[0], row[1]) if row else []
 
 
@@ -168,7 +173,8 @@ def search(db: Session, term: str, limit: int = SEARCH_LIMIT) -> list[SearchHit]
         return []
     pattern = _like_pattern(term)
     blobs = db.exec(
-        select(Blob.hash, Blob.json_text).where(Blob.kind == "message", Blob.json_text.ilike(pattern, escape="\\"))  # type: ignore[attr-defined]
+        select(Blob.hash, Blob.json_text)
+        .where(col(Blob.kind) == "message", col(Blob.json_text).ilike(pattern, escape="\\"))
         .limit(limit * 4)
     ).all()
     if not blobs:
@@ -176,7 +182,7 @@ def search(db: Session, term: str, limit: int = SEARCH_LIMIT) -> list[SearchHit]
     texts = dict(blobs)
     found: dict[str, SearchHit] = {}
     answered = db.exec(select(Exchange.id, Exchange.session_id, Exchange.started_at, Exchange.response_message_hash)
-                       .where(Exchange.response_message_hash.in_(texts))).all()  # type: ignore[union-attr]
+                       .where(col(Exchange.response_message_hash).in_(texts))).all()
     _keep(found, answered, texts, term, "answer")
     # messages sent: the requests whose last message is the match or a few places after it
     _keep(found, read.exchanges_sending(db, texts, _DESCEND), texts, term, "request")
@@ -206,15 +212,17 @@ class UsageRow:
 
 def usage(db: Session, since: date | None = None, until: date | None = None) -> list[UsageRow]:
     """Tokens and cost grouped by day, provider, model and agent (main, subagent, or a routed agent's name)."""
-    query = select(Exchange.started_at, Exchange.model, Exchange.route, Exchange.is_subagent, Exchange.input_tokens,
-                   Exchange.output_tokens, Exchange.cache_read_input_tokens, Exchange.cache_creation_input_tokens,
-                   Exchange.response_message)
+    query = sqlalchemy.select(col(Exchange.started_at), col(Exchange.model), col(Exchange.route),
+                              col(Exchange.is_subagent), col(Exchange.input_tokens), col(Exchange.output_tokens),
+                              col(Exchange.cache_read_input_tokens), col(Exchange.cache_creation_input_tokens),
+                              col(Exchange.response_message))
+    started = col(Exchange.started_at)
     if since:
-        query = query.where(Exchange.started_at >= datetime.combine(since, time.min, tzinfo=UTC))
+        query = query.where(started >= datetime.combine(since, time.min, tzinfo=UTC))
     if until:
-        query = query.where(Exchange.started_at < datetime.combine(until + timedelta(days=1), time.min, tzinfo=UTC))
+        query = query.where(started < datetime.combine(until + timedelta(days=1), time.min, tzinfo=UTC))
     groups: dict[tuple[str, str, str | None, str], UsageRow] = defaultdict(lambda: UsageRow("", "", None, ""))
-    for row in db.exec(query).all():
+    for row in db.connection().execute(query).all():
         provider, model = costs.provider_and_model(row.model, row.route)
         agent = (row.route or {}).get("agent") or ("subagent" if row.is_subagent else "main")
         key = (row.started_at.date().isoformat(), provider, model, str(agent))
@@ -230,5 +238,5 @@ def usage(db: Session, since: date | None = None, until: date | None = None) -> 
 
 
 def models_in_use(db: Session) -> list[str]:
-    rows = db.exec(select(Exchange.model).where(Exchange.model.is_not(None)).distinct()).all()  # type: ignore[union-attr]
+    rows = db.exec(select(Exchange.model).where(col(Exchange.model).is_not(None)).distinct()).all()
     return sorted(r for r in rows if r)

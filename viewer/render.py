@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from markdown_it import MarkdownIt
+from markdown_it.renderer import RendererHTML
+from markdown_it.token import Token
+from markdown_it.utils import EnvType, OptionsDict
 from markupsafe import Markup, escape
 
 SAFE_SCHEMES = ("http", "https", "mailto")
@@ -28,14 +32,21 @@ def safe_url(url: str) -> bool:
     return ":" not in cleaned.split("/", 1)[0]
 
 
-def _markdown() -> MarkdownIt:
-    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
-    md.disable("image")
-    md.validateLink = safe_url  # type: ignore[method-assign]
+class _SafeLinks(MarkdownIt):
+    """MarkdownIt that keeps only the links `safe_url` allows."""
 
-    def link_open(renderer: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
+    def validateLink(self, url: str) -> bool:
+        return safe_url(url)
+
+
+def _markdown() -> MarkdownIt:
+    md = _SafeLinks("commonmark", {"html": False, "linkify": False, "typographer": False})
+    md.disable("image")
+
+    def link_open(renderer: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict,
+                  env: EnvType) -> str:
         tokens[idx].attrSet("rel", "noopener noreferrer nofollow")
-        return renderer.renderToken(tokens, idx, options, env)  # type: ignore[no-any-return]
+        return renderer.renderToken(tokens, idx, options, env)
 
     md.add_render_rule("link_open", link_open)
     return md

@@ -32,7 +32,7 @@ def tokens(value: costs.Tokens) -> dict[str, int]:
             "cache_write": value.cache_write, "cache_write_1h": value.cache_write_1h}
 
 
-def session_summary(row: SessionRow, cost: Decimal | None) -> dict[str, Any]:
+def session_summary(row: SessionRow, cost: costs.Total) -> dict[str, Any]:
     return {
         "id": row.id, "started_at": row.started_at.isoformat(), "last_activity_at": row.last_activity_at.isoformat(),
         "client_version": row.client_version, "project_dir": row.project_dir, "models": row.models,
@@ -97,7 +97,7 @@ def run(view: RunView) -> dict[str, Any]:
     }
 
 
-def session(row: SessionRow | None, cost: Decimal | None, transcript: Transcript, windows: list[Window],
+def session(row: SessionRow | None, cost: costs.Total, transcript: Transcript, windows: list[Window],
             side_costs: dict[int, Decimal | None]) -> dict[str, Any]:
     return {
         "session": session_summary(row, cost) if row else None,

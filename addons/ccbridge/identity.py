@@ -68,7 +68,8 @@ def identify(headers: Mapping[str, str], body: Any) -> Identity:
     """Who sent a request; `headers` must be case-insensitive (mitmproxy's `Headers` or a `HeaderView`)."""
     parsed = isinstance(body, dict)
     body = body if parsed else {}
-    session_id, source = headers.get(SESSION_HEADER) or None, "header"
+    session_id: str | None = headers.get(SESSION_HEADER) or None
+    source: str | None = "header"
     if not session_id:
         metadata = body.get("metadata")
         session_id, source = session_from_user_id(metadata.get("user_id") if isinstance(metadata, dict) else None)

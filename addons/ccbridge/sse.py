@@ -139,7 +139,7 @@ def assemble_message(events: list[Event]) -> Assembly:
             _apply(out, kind, payload, partial_json)
     if out.message is not None:
         for index, text in partial_json.items():  # stream cut inside a tool call
-            _finish_tool_input(out, index, text)
+            _finish_tool_input(out, out.message["content"][index], index, text)
     return out
 
 
@@ -164,7 +164,7 @@ def _apply(out: Assembly, kind: str, payload: dict[str, Any], partial_json: dict
     elif kind == "content_block_stop":
         index = payload.get("index", -1)
         if index in partial_json:
-            _finish_tool_input(out, index, partial_json.pop(index))
+            _finish_tool_input(out, content[index], index, partial_json.pop(index))
     elif kind == "message_delta":
         delta = payload.get("delta") or {}
         for key in ("stop_reason", "stop_sequence", "container"):
@@ -192,8 +192,7 @@ def _apply_delta(block: dict[str, Any], delta: dict[str, Any], partial_json: dic
         block.setdefault("citations", []).append(delta.get("citation"))
 
 
-def _finish_tool_input(out: Assembly, index: int, text: str) -> None:
-    block = out.message["content"][index]  # type: ignore[index]
+def _finish_tool_input(out: Assembly, block: dict[str, Any], index: int, text: str) -> None:
     if not text:
         block.setdefault("input", {})
         return

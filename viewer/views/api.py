@@ -41,7 +41,7 @@ def api_sessions(
     """Sessions, newest activity first, a keyset page at a time."""
     filters = queries.SessionFilter(model, agent, since, until, errors, routed)
     page = queries.list_sessions(db, filters, cursor, limit)
-    return {"sessions": [serialize.session_summary(s, page.costs.get(s.id)) for s in page.sessions],
+    return {"sessions": [serialize.session_summary(s, page.costs[s.id]) for s in page.sessions],
             "next_cursor": page.next_cursor, "limits": serialize.limits(queries.latest_limits(db))}
 
 

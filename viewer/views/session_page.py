@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse
@@ -51,11 +52,12 @@ def transcript_fragment(session_id: str, request: Request, db: SessionDep, templ
         return Response(status_code=204)
     data = load_or_404(db, session_id)
     template = templates.env.get_template("_transcript.html")
+    # a template's macros are attributes jinja2 creates at run time
     html = template.module.transcript(build_transcript(data), session_id, current)  # type: ignore[attr-defined]
     return HTMLResponse(str(html))
 
 
-def session_document(db: Session, session_id: str) -> dict:  # type: ignore[type-arg]
+def session_document(db: Session, session_id: str) -> dict[str, Any]:
     data = load_or_404(db, session_id)
     return serialize.session(data.session, data.total_cost, build_transcript(data),
                              queries.latest_limits(db, session_id), data.costs)

@@ -242,7 +242,9 @@ class Routing:
             data = response.raw_content or b""
         content_encoding = response.headers.get("content-encoding", "").strip().lower()
         if content_encoding and content_encoding != "identity":
-            data = encoding.decode(data, content_encoding)  # type: ignore[assignment]
+            decoded = encoding.decode(data, content_encoding)
+            # mitmproxy hands back text for a text codec named as the content-encoding
+            data = decoded.encode() if isinstance(decoded, str) else decoded
         if not any(marker in data for marker in _DELEGATION_MARKERS):
             return  # cheap: most answers call no agent
         if "text/event-stream" in response.headers.get("content-type", ""):

@@ -176,7 +176,8 @@ def agent_calls_in(body_or_message: Mapping[str, Any]) -> list[AgentCall]:
 def _agent_call(block: Mapping[str, Any]) -> AgentCall | None:
     if block.get("type") != "tool_use" or block.get("name") not in DELEGATION_TOOLS:
         return None
-    args = block.get("input") if isinstance(block.get("input"), Mapping) else {}
+    raw_input = block.get("input")
+    args: Mapping[str, Any] = raw_input if isinstance(raw_input, Mapping) else {}
     prompt = args.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         return None

@@ -71,8 +71,9 @@ def strip_cache_marks(value: Any, path: Path | None = None) -> tuple[Any, list[t
     only `content` lists are walked; a marker anywhere else simply stays part of the piece (still lossless).
     """
     path = path or []
+    marks: list[tuple[Path, Any]] = []
     if isinstance(value, list):
-        items, marks = [], []
+        items = []
         for i, item in enumerate(value):
             stripped, inner = strip_cache_marks(item, [*path, i])
             items.append(stripped)
@@ -81,7 +82,6 @@ def strip_cache_marks(value: Any, path: Path | None = None) -> tuple[Any, list[t
     if not isinstance(value, dict) or (CACHE_KEY not in value and not isinstance(value.get("content"), list)):
         return value, []
     out = dict(value)
-    marks: list[tuple[Path, Any]] = []
     if CACHE_KEY in out:
         marks.append((path, out.pop(CACHE_KEY)))
     if isinstance(out.get("content"), list):

@@ -220,9 +220,10 @@ class StreamTranslator:
         An item still starts a new call when it brings an `id` other than the one that call already has, or a
         `name` (without an id) once that call's arguments are complete JSON.
         """
-        key = item.get("index")
+        key: int | None = item.get("index")
         call_id = item.get("id") or None
-        current = self._calls[-1] if key is None and self._calls else self._by_key.get(key)
+        last = self._calls[-1] if self._calls else None
+        current = last if key is None else self._by_key.get(key)
         if current is None:
             return self._new_call(key, call_id)
         # Servers that label every parallel call index 0 (Ollama) still give each one a new id or name.

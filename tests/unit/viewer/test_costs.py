@@ -104,3 +104,7 @@ def test_a_session_with_an_unpriced_routed_request_shows_the_known_part(engine: 
     assert summary["unpriced_requests"] == 1 and Decimal(summary["cost_usd_priced"]) > 0
     page = client.get("/sessions/mixed-cost").text
     assert "+ 1 request not priced" in page
+    # the session list tells the same: the known part and how many requests it leaves out
+    (listed,) = client.get("/api/sessions").json()["sessions"]
+    cost_keys = ("cost_usd", "cost_usd_priced", "unpriced_requests")
+    assert {k: listed.get(k, "absent") for k in cost_keys} == {k: summary[k] for k in cost_keys}
