@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 from mitmproxy import exceptions
 
@@ -15,11 +16,12 @@ from .captured import CapturedExchange
 from .config import Config, load_config
 from .errors import ConfigError
 from .storage.db import default_url, open_engine
+from .storage.journal import default_directory
 from .storage.process import WriterProcess
 
 log = logging.getLogger("ccbridge")
 
-OPTIONS = ("ccbridge_config", "ccbridge_storage_url")
+OPTIONS = ("ccbridge_config", "ccbridge_storage_url", "ccbridge_journal_dir")
 
 
 class Runtime:
@@ -33,6 +35,9 @@ class Runtime:
                           "Path of ccbridge's config.yaml (else $CCBRIDGE_CONFIG, else ./config.yaml).")
         loader.add_option("ccbridge_storage_url", str, "",
                           "SQLAlchemy URL of the capture database; overrides storage.url of config.yaml.")
+        loader.add_option("ccbridge_journal_dir", str, "",
+                          "Folder of the journal that holds captures until the database has them "
+                          "(default: beside the default SQLite database).")
 
     def configure(self, updated: set[str]) -> None:
         if not updated & set(OPTIONS) and self.writer is not None:
@@ -45,20 +50,23 @@ class Runtime:
             raise exceptions.OptionsError(f"ccbridge config: {exc}") from exc
         url = ctx.options.ccbridge_storage_url or os.environ.get("CCBRIDGE_STORAGE_URL") or config.storage.url
         url = url or default_url()
-        if self.writer is None or url != self.storage_url:
+        journal = Path(ctx.options.ccbridge_journal_dir or default_directory())
+        if self.writer is None or url != self.storage_url or journal != self.writer.directory:
             try:
                 engine = open_engine(url)  # here, so that a bad URL stops start-up with its reason
                 shown = engine.url.render_as_string(hide_password=True)
                 engine.dispose()
-                writer = WriterProcess(url, batch_size=config.storage.batch_size,
-                                       batch_seconds=config.storage.batch_seconds)
             except Exception as exc:
                 raise exceptions.OptionsError(f"ccbridge storage.url {url!r}: cannot open: {exc}") from exc
-            if self.writer is not None:
-                self.writer.close()
-            self.writer = writer
+            if self.writer is not None:  # first: the journal takes one writer at a time
+                self.done()
+            try:
+                self.writer = WriterProcess(url, journal, batch_size=config.storage.batch_size,
+                                            batch_seconds=config.storage.batch_seconds)
+            except Exception as exc:
+                raise exceptions.OptionsError(f"ccbridge journal {str(journal)!r}: cannot open: {exc}") from exc
             self.storage_url = url
-            log.info("ccbridge: recording to %s", shown)
+            log.info("ccbridge: recording to %s through the journal %s", shown, journal)
         self.config = config
 
     def submit(self, captured: CapturedExchange) -> None:
@@ -70,5 +78,5 @@ class Runtime:
     def done(self) -> None:
         if self.writer is not None:
             self.writer.close()
-            log.info("ccbridge: %d exchanges recorded, %d failed", self.writer.written, self.writer.failed)
+            log.info("ccbridge: %s", self.writer.summary())
             self.writer = None

@@ -48,6 +48,7 @@ class ProxyProcess:
     log_path: Path
     db_url: str | None
     returncode: int | None = field(default=None, init=False)
+    journal_dir: Path | None = field(default=None, init=False)
 
     @property
     def pid(self) -> int:
@@ -140,19 +141,27 @@ def _base_args(upstream_url: str, workdir: Path) -> list[str]:
 
 
 def start_proxy(upstream_url: str, tmp_path: Path, config: dict[str, Any] | None = None,
-                extra_args: Sequence[str] = (), storage_url: str | None = None) -> ProxyProcess:
-    """mitmdump with addons/bridge.py in reverse mode to `upstream_url`, storing into SQLite under tmp_path."""
+                extra_args: Sequence[str] = (), storage_url: str | None = None,
+                journal_dir: Path | None = None) -> ProxyProcess:
+    """mitmdump with addons/bridge.py in reverse mode to `upstream_url`, storing into SQLite under tmp_path.
+
+    Each proxy has its own journal unless `journal_dir` is given (to start again on the same one).
+    """
     workdir = Path(tempfile.mkdtemp(prefix="proxy-", dir=tmp_path))
     # once only: mitmproxy silently drops a script whose option is given twice
     db_url = storage_url or f"sqlite:///{workdir / 'cc.db'}"
-    args = [*_base_args(upstream_url, workdir), "-s", str(ADDON), "--set", f"ccbridge_storage_url={db_url}"]
+    journal_dir = journal_dir or workdir / "journal"
+    args = [*_base_args(upstream_url, workdir), "-s", str(ADDON), "--set", f"ccbridge_storage_url={db_url}",
+            "--set", f"ccbridge_journal_dir={journal_dir}"]
     if config is not None:
         import yaml
 
         config_path = workdir / "config.yaml"
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         args += ["--set", f"ccbridge_config={config_path}"]
-    return _launch([*args, *extra_args], workdir, db_url)
+    proxy = _launch([*args, *extra_args], workdir, db_url)
+    proxy.journal_dir = journal_dir
+    return proxy
 
 
 def start_bare_mitmdump(upstream_url: str, tmp_path: Path, extra_args: Sequence[str] = ()) -> ProxyProcess:

@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+import platformdirs
+
 MAGIC = b"CCJ1"
 HEADER = struct.Struct("<4sIId")  # magic, payload length, crc32 of (append time + payload), append time
 SEGMENT_BYTES = 64 * 1024 * 1024
@@ -80,6 +82,11 @@ class Backlog:
     records: int
     bytes: int
     oldest: float | None  # append time of the first pending record
+
+
+def default_directory() -> Path:
+    """Beside the default SQLite database, in the user's data directory."""
+    return Path(platformdirs.user_data_dir("ccbridge")) / "journal"
 
 
 def encode(payload: bytes, appended_at: float | None = None) -> bytes:
@@ -214,12 +221,14 @@ class Reader:
                 break
         return batch
 
-    def backlog(self, after: Position) -> Backlog:
-        """How many records, and how many bytes, lie after `after`."""
+    def backlog(self, after: Position, until: Position | None = None) -> Backlog:
+        """How many records, and how many bytes, lie after `after` (and before `until`)."""
         batch = Batch(end=after)
         count = total = 0
         oldest = None
         for record in self._scan(after, batch, with_payload=False):
+            if until is not None and record.start >= until:
+                break
             count += 1
             total += record.end.offset - record.start.offset
             oldest = record.appended_at if oldest is None else oldest
