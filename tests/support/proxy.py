@@ -170,6 +170,17 @@ def start_bare_mitmdump(upstream_url: str, tmp_path: Path, extra_args: Sequence[
     return _launch([*_base_args(upstream_url, workdir), *extra_args], workdir, None)
 
 
+def writer_children(proxy_pid: int) -> list[int]:
+    """PIDs of the proxy's storage writer processes (multiprocessing children running spawn_main)."""
+    found = []
+    for task in Path(f"/proc/{proxy_pid}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"spawn_main" in cmdline:
+                found.append(int(pid))
+    return found
+
+
 def header(headers: list[list[str]] | list[tuple[str, str]] | None, name: str) -> str | None:
     """The first value of header `name` (any case) in a stored or recorded header list."""
     return next((value for key, value in headers or () if key.lower() == name.lower()), None)

@@ -188,6 +188,7 @@ class Drain:
         self.position = Position(row.segment, row.offset)
         self.recorded, self.failed = row.recorded, row.failed
         self.report("connected", self.recorded, self.failed)
+        self.write_status()
         if self.run_start is not None and self.position < self.run_start:
             self.replaying = self.reader.backlog(self.position, until=self.run_start).records
             if self.replaying:

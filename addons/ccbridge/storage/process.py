@@ -46,7 +46,8 @@ class _Child:
     conn: Any
 
     @classmethod
-    def spawn(cls, url: str, directory: Path, batch_size: int, batch_seconds: float, run_start: Position) -> _Child:
+    def spawn(cls, url: str, directory: Path, batch_size: int, batch_seconds: float, run_start: Position,
+              timeout: float = STARTUP_TIMEOUT) -> _Child:
         """Start a writer process and wait until it runs (the database may still be unavailable)."""
         context = multiprocessing.get_context("spawn")  # fork is unsafe in a process with threads and a loop
         ours, theirs = context.Pipe()
@@ -55,13 +56,13 @@ class _Child:
         process.start()
         theirs.close()
         child = cls(process, ours)
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline and process.is_alive():
-            if ours.poll(0.2):
-                message = ours.recv()
-                if message[0] == "ready":
+        deadline = time.monotonic() + timeout
+        with contextlib.suppress(EOFError, OSError):  # it died on the way
+            while time.monotonic() < deadline and process.is_alive():
+                if ours.poll(0.2) and ours.recv()[0] == "ready":
                     return child
         process.kill()
+        process.join(5)
         raise RuntimeError("storage writer did not start")
 
 
@@ -121,17 +122,17 @@ class WriterProcess:
         self._stopping.set()
         self._supervisor.join(5)
         self.journal.rotate()  # seal: the child can finish the segment and delete it
-        child = self.child
         deadline = time.monotonic() + self.stop_seconds
-        if child.process.is_alive():
-            with contextlib.suppress(OSError):
-                child.conn.send(("finish", self.stop_seconds - 1))  # a second to report and exit
-            with self._lock:
-                while time.monotonic() < deadline and child.process.is_alive():
-                    if self._receive(child, min(0.2, max(0.0, deadline - time.monotonic()))) == "closed":
-                        log.debug("ccbridge: storage writer closed after %.2f s", self.stop_seconds - deadline
-                                  + time.monotonic())
-                        break
+        # a child killed now (or just before, not yet replaced) is replaced while there is time
+        while not self._finish(self.child, deadline) and deadline - time.monotonic() > 3:
+            log.error("ccbridge: the storage writer process stopped (exit code %s); starting a new one to finish",
+                      self.child.process.exitcode)
+            try:
+                self.child = _Child.spawn(*self._spawn_args, timeout=deadline - time.monotonic() - 2)
+            except Exception as exc:
+                log.error("ccbridge: could not start a storage writer to finish: %r", exc)
+                break
+        child = self.child
         child.process.join(max(1.0, deadline - time.monotonic()))  # exiting takes a moment after "closed"
         if child.process.is_alive():
             log.warning("ccbridge: the storage writer did not finish within %.0f s; stopping it", self.stop_seconds)
@@ -141,6 +142,20 @@ class WriterProcess:
             self._receive(child, 0)
         self._count()
         self.journal.close()
+
+    def _finish(self, child: _Child, deadline: float) -> bool:
+        """Ask the child to catch up and exit; False when it is (or dies) without saying it has finished."""
+        if not child.process.is_alive():
+            return False
+        with contextlib.suppress(OSError):
+            child.conn.send(("finish", deadline - time.monotonic() - 1))  # a second to report and exit
+        with self._lock:
+            while time.monotonic() < deadline:
+                if self._receive(child, min(0.2, max(0.0, deadline - time.monotonic()))) == "closed":
+                    return True
+                if not child.process.is_alive():
+                    return self._receive(child, 0) == "closed"
+        return True  # out of time: it is stopped below
 
     def summary(self) -> str:
         """The closing line's counts."""
@@ -246,7 +261,10 @@ def serve(url: str, directory: str, batch_size: int, batch_seconds: float, run_s
     drain = Drain(lambda: open_engine(url, busy_seconds=5.0), journal, batch_size=batch_size, run_start=run_start,
                   report=report)
     backoff = Backoff()
+    waiting = 0
     while deadline is None or time.monotonic() < deadline:
+        if drain.outage.since is not None and drain.committer is not None:
+            waiting = drain.pending()  # for the line that says the outage is over
         try:
             moved = drain.step()
         except DatabaseUnavailable as exc:
@@ -255,7 +273,7 @@ def serve(url: str, directory: str, batch_size: int, batch_seconds: float, run_s
             deadline = _listen(conn, parent, backoff.next(), deadline)
             continue
         if drain.outage.since is not None:
-            drain.outage.end(drain.pending())
+            drain.outage.end(waiting)
             drain.write_status()
         backoff.reset()
         if not moved:
