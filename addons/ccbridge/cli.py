@@ -2,6 +2,7 @@
 
     ccbridge prune --days 30 [--db URL]   delete exchanges older than 30 days, then what only they used
     ccbridge db-reset [--db URL] [--yes]  delete the whole database (asks first on a terminal)
+    ccbridge status [--journal DIR]       the journal: size, exchanges pending (oldest), recorded, failed
 
 The database is --db, else `storage.url` of config.yaml, else the default SQLite file.
 """
@@ -12,6 +13,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.engine import Connection, Engine
@@ -19,7 +21,9 @@ from sqlmodel import SQLModel
 
 from .errors import ConfigError
 from .storage.db import default_url, open_engine, sqlite_path
+from .storage.journal import default_directory
 from .storage.models import Blob, Exchange, MessageNode, RawBody, Session
+from .storage.status import journal_report
 from .storage.writer import update_sessions
 
 _BATCH = 500
@@ -127,6 +131,12 @@ def _confirm(question: str, ask: Callable[[str], str]) -> bool:
         return False
 
 
+def journal_status(directory: str | None) -> int:
+    """`ccbridge status`: print what the journal holds and what the writer last said."""
+    print("\n".join(journal_report(Path(directory) if directory else default_directory())))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None, ask: Callable[[str], str] = input) -> int:
     parser = argparse.ArgumentParser(prog="ccbridge", description="Maintenance of the ccbridge capture database.")
     parser.add_argument("--config", help="config.yaml to read (default: $CCBRIDGE_CONFIG, else ./config.yaml)")
@@ -137,7 +147,11 @@ def main(argv: Sequence[str] | None = None, ask: Callable[[str], str] = input) -
     r = commands.add_parser("db-reset", help="delete the whole capture database")
     r.add_argument("--db", help="SQLAlchemy URL (default: config storage.url, else the local SQLite file)")
     r.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    st = commands.add_parser("status", help="the journal between proxy and database: size, pending, counts")
+    st.add_argument("--journal", help="journal folder (default: beside the default SQLite database)")
     args = parser.parse_args(argv)
+    if args.command == "status":
+        return journal_status(args.journal)
     try:
         url = database_url(args.db, args.config)
     except ConfigError as exc:
