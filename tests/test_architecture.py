@@ -103,10 +103,11 @@ def test_the_viewer_takes_only_the_read_api_models_and_settings():
     assert wrong == []
 
 
-def test_the_cli_reaches_storage_only_through_maintenance_and_the_engine():
+def test_the_cli_reaches_storage_only_through_maintenance_the_engine_and_the_journal_status():
     used = {imp.target for imp in ALL_IMPORTS
             if imp.module == "ccbridge.cli" and within(imp.target, ("ccbridge.storage",))}
-    assert used <= {"ccbridge.storage.maintenance", "ccbridge.storage.db", "ccbridge.storage.read"}
+    assert used <= {"ccbridge.storage.maintenance", "ccbridge.storage.db", "ccbridge.storage.read",
+                    "ccbridge.storage.status"}
 
 
 def test_no_function_level_import_of_our_own_code():

@@ -12,10 +12,13 @@ import os
 import sys
 from collections.abc import Sequence
 
+import uvicorn
+
 from ccbridge.errors import ConfigError
 from ccbridge.settings import load_settings, storage_url
 from ccbridge.storage.read import open_engine
 
+from .app import create_app
 from .auth import is_loopback
 
 
@@ -48,10 +51,6 @@ def main(argv: Sequence[str] | None = None) -> int:
               "CCBRIDGE_VIEWER_PASSWORD / CCBRIDGE_VIEWER_TOKEN, or viewer.password / viewer.token in "
               "config.yaml), or bind 127.0.0.1.", file=sys.stderr)
         return 2
-
-    import uvicorn
-
-    from .app import create_app
 
     url = storage_url(args.db, config)
     app = create_app(open_engine(url), password=password, token=token,

@@ -25,6 +25,7 @@ from ccbridge.storage.models import Session as SessionRow
 
 from . import costs
 from .limits import Window, windows
+from .messages import message_text
 
 PAGE_SIZE = 50
 SEARCH_LIMIT = 50
@@ -152,8 +153,6 @@ def _like_pattern(term: str) -> str:
 
 
 def _snippet(json_text: str, term: str, width: int = 80) -> str:
-    from .messages import message_text
-
     try:
         text = message_text(json.loads(json_text)) or json_text
     except ValueError:

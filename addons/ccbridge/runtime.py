@@ -12,13 +12,13 @@ from mitmproxy import ctx, exceptions
 
 from .captured import CapturedExchange
 from .errors import ConfigError
-from .settings import Settings, load_settings, storage_url
+from .settings import Settings, journal_dir, load_settings, storage_url
 from .storage.db import open_engine
 from .storage.process import WriterProcess
 
 log = logging.getLogger("ccbridge")
 
-OPTIONS = ("ccbridge_config", "ccbridge_storage_url")
+OPTIONS = ("ccbridge_config", "ccbridge_storage_url", "ccbridge_journal_dir")
 
 
 class Runtime:
@@ -33,6 +33,9 @@ class Runtime:
         loader.add_option("ccbridge_storage_url", str, "",
                           "SQLAlchemy URL of the capture database; overrides $CCBRIDGE_STORAGE_URL and "
                           "storage.url of config.yaml.")
+        loader.add_option("ccbridge_journal_dir", str, "",
+                          "Folder of the journal that holds captures until the database has them; overrides "
+                          "storage.journal_dir of config.yaml (default: beside the default SQLite database).")
 
     def configure(self, updated: set[str]) -> None:
         if not updated & set(OPTIONS) and self.writer is not None:
@@ -44,20 +47,23 @@ class Runtime:
         for warning in config.warnings:
             log.warning("ccbridge config: %s", warning)
         url = storage_url(ctx.options.ccbridge_storage_url or None, config)
-        if self.writer is None or url != self.storage_url:
+        journal = journal_dir(ctx.options.ccbridge_journal_dir or None, config)
+        if self.writer is None or url != self.storage_url or journal != self.writer.directory:
             try:
                 engine = open_engine(url)  # here, so that a bad URL stops start-up with its reason
                 shown = engine.url.render_as_string(hide_password=True)
                 engine.dispose()
-                writer = WriterProcess(url, batch_size=config.storage.batch_size,
-                                       batch_seconds=config.storage.batch_seconds)
             except Exception as exc:
                 raise exceptions.OptionsError(f"ccbridge storage.url {url!r}: cannot open: {exc}") from exc
-            if self.writer is not None:
-                self.writer.close()
-            self.writer = writer
+            if self.writer is not None:  # first: the journal takes one writer at a time
+                self.done()
+            try:
+                self.writer = WriterProcess(url, journal, batch_size=config.storage.batch_size,
+                                            batch_seconds=config.storage.batch_seconds)
+            except Exception as exc:
+                raise exceptions.OptionsError(f"ccbridge journal {str(journal)!r}: cannot open: {exc}") from exc
             self.storage_url = url
-            log.info("ccbridge: recording to %s", shown)
+            log.info("ccbridge: recording to %s through the journal %s", shown, journal)
         self.config = config
 
     @property
@@ -85,5 +91,5 @@ class Runtime:
     def done(self) -> None:
         if self.writer is not None:
             self.writer.close()
-            log.info("ccbridge: %d exchanges recorded, %d failed", self.writer.written, self.writer.failed)
+            log.info("ccbridge: %s", self.writer.summary())
             self.writer = None

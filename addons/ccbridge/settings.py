@@ -71,6 +71,8 @@ class StorageSettings(_Section):
         "an SQLAlchemy URL such as sqlite:///path.db or postgresql+psycopg://..."))
     batch_size: int = Field(200, gt=0, description="a whole number greater than 0 (exchanges per commit)")
     batch_seconds: float = Field(0.25, gt=0, description="a positive number of seconds")
+    journal_dir: Annotated[Path, Strict(False), AfterValidator(Path.expanduser)] | None = Field(None, description=(
+        "a folder path (where captures wait until the database has them)"))
 
 
 class CaptureSettings(_Section):
@@ -224,6 +226,14 @@ def data_dir() -> Path:
 
 def default_url() -> str:
     return f"sqlite:///{data_dir() / 'ccbridge.db'}"
+
+
+def journal_dir(option: str | None, settings: Settings) -> Path:
+    """The journal's folder: the option (ccbridge_journal_dir, --journal), else `storage.journal_dir`, else
+    `journal` in the data directory."""
+    if option:
+        return Path(option).expanduser()
+    return settings.storage.journal_dir or data_dir() / "journal"
 
 
 def parse_settings(raw: Any, env: Mapping[str, str] | None = None, *, check_keys: bool = True) -> Settings:

@@ -27,7 +27,7 @@ from tests.support.mock_anthropic import (
     text_block,
     text_reply,
 )
-from tests.support.proxy import start_proxy
+from tests.support.proxy import start_proxy, writer_children
 
 pytestmark = pytest.mark.e2e
 
@@ -155,17 +155,6 @@ def test_stalled_upstream_does_not_block_other_requests(tmp_path: Path):
                 next(r.iter_raw())
                 other = httpx.post(f"{proxy.url}/v1/messages", json=body(False), timeout=10)
                 assert other.status_code == 200
-
-
-def writer_children(proxy_pid: int) -> list[int]:
-    """PIDs of the proxy's storage writer processes (multiprocessing children running spawn_main)."""
-    found = []
-    for task in Path(f"/proc/{proxy_pid}/task").iterdir():
-        for pid in (task / "children").read_text().split():
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            if b"spawn_main" in cmdline:
-                found.append(int(pid))
-    return found
 
 
 def test_a_killed_writer_process_is_replaced_and_recording_goes_on(mock_anthropic: MockAnthropic, tmp_path: Path):

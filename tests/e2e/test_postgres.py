@@ -27,7 +27,7 @@ from tests.support.mock_anthropic import MockAnthropic
 from tests.support.processes import stop_process
 from tests.support.proxy import start_proxy
 from tests.unit.ccbridge.storage.test_maintenance import fill_forked
-from tests.unit.ccbridge.storage.test_writer import REQUESTS, captured_from_fixture
+from tests.unit.ccbridge.storage.test_writer import REQUESTS, captured_from_fixture, unholdable_exchanges
 
 pytestmark = pytest.mark.postgres
 
@@ -134,8 +134,6 @@ def test_proxy_records_into_postgres_by_url(postgres_url: str, tmp_path: Path):
 
 
 def test_values_postgres_refuses_are_fitted_and_the_exchanges_kept(postgres_url: str):
-    from tests.unit.test_storage import unholdable_exchanges
-
     engine = open_engine(postgres_url)
     items = unholdable_exchanges()
     for item in items:

@@ -48,6 +48,7 @@ class ProxyProcess:
     log_path: Path
     db_url: str | None
     returncode: int | None = field(default=None, init=False)
+    journal_dir: Path | None = field(default=None, init=False)
 
     @property
     def pid(self) -> int:
@@ -142,14 +143,16 @@ def _base_args(upstream_url: str, workdir: Path) -> list[str]:
 
 def start_proxy(upstream_url: str, tmp_path: Path, config: dict[str, Any] | None = None,
                 extra_args: Sequence[str] = (), storage_url: str | None = None,
-                storage_url_from_env: bool = False) -> ProxyProcess:
+                storage_url_from_env: bool = False, journal_dir: Path | None = None) -> ProxyProcess:
     """mitmdump with addons/bridge.py in reverse mode to `upstream_url`, storing into SQLite under tmp_path.
 
-    The storage URL is given as `--set ccbridge_storage_url`, or as $CCBRIDGE_STORAGE_URL only.
+    The storage URL is given as `--set ccbridge_storage_url`, or as $CCBRIDGE_STORAGE_URL only. Each proxy has
+    its own journal unless `journal_dir` is given (to start again on the same one).
     """
     workdir = Path(tempfile.mkdtemp(prefix="proxy-", dir=tmp_path))
     db_url = storage_url or f"sqlite:///{workdir / 'cc.db'}"
-    args = [*_base_args(upstream_url, workdir), "-s", str(ADDON)]
+    journal_dir = journal_dir or workdir / "journal"
+    args = [*_base_args(upstream_url, workdir), "-s", str(ADDON), "--set", f"ccbridge_journal_dir={journal_dir}"]
     env = {"CCBRIDGE_STORAGE_URL": db_url} if storage_url_from_env else {}
     if not storage_url_from_env:
         # once only: mitmproxy silently drops a script whose option is given twice
@@ -160,13 +163,26 @@ def start_proxy(upstream_url: str, tmp_path: Path, config: dict[str, Any] | None
         config_path = workdir / "config.yaml"
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         args += ["--set", f"ccbridge_config={config_path}"]
-    return _launch([*args, *extra_args], workdir, db_url, env)
+    proxy = _launch([*args, *extra_args], workdir, db_url, env)
+    proxy.journal_dir = journal_dir
+    return proxy
 
 
 def start_bare_mitmdump(upstream_url: str, tmp_path: Path, extra_args: Sequence[str] = ()) -> ProxyProcess:
     """mitmdump in the same reverse mode without any addon (the baseline for overhead measurements)."""
     workdir = Path(tempfile.mkdtemp(prefix="mitmdump-", dir=tmp_path))
     return _launch([*_base_args(upstream_url, workdir), *extra_args], workdir, None)
+
+
+def writer_children(proxy_pid: int) -> list[int]:
+    """PIDs of the proxy's storage writer processes (multiprocessing children running spawn_main)."""
+    found = []
+    for task in Path(f"/proc/{proxy_pid}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"spawn_main" in cmdline:
+                found.append(int(pid))
+    return found
 
 
 def header(headers: list[list[str]] | list[tuple[str, str]] | None, name: str) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import event
@@ -21,24 +22,27 @@ def sqlite_path(url: str) -> Path | None:
     return Path(path) if path and path != ":memory:" else None
 
 
-def open_engine(url: str | None = None, *, create: bool = True) -> Engine:
-    """An engine for `url`, with the tables created; SQLite gets WAL so the viewer reads while we write."""
+def open_engine(url: str | None = None, *, create: bool = True, busy_seconds: float = 30.0) -> Engine:
+    """An engine for `url`, with the tables created; SQLite gets WAL so the viewer reads while we write.
+
+    `busy_seconds`: how long SQLite waits for another connection's lock before it reports "database is locked".
+    """
     url = url or default_url()
     path = sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 30} if path else {}, pool_pre_ping=not path)
+    engine = create_engine(url, connect_args={"timeout": busy_seconds} if path else {}, pool_pre_ping=not path)
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", partial(_sqlite_pragmas, busy_ms=int(busy_seconds * 1000)))
     if create:
         SQLModel.metadata.create_all(engine)
     return engine
 
 
-def _sqlite_pragmas(connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+def _sqlite_pragmas(connection: DBAPIConnection, _record: ConnectionPoolEntry, busy_ms: int) -> None:
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

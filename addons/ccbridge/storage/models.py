@@ -177,3 +177,14 @@ class Meta(SQLModel, table=True):
 
     key: str = Field(primary_key=True, max_length=64)
     value: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class JournalCheckpoint(SQLModel, table=True):
+    """How far a proxy's journal is committed; updated in the same transaction as the rows it covers."""
+
+    journal_id: str = Field(primary_key=True, max_length=64)
+    segment: int = 0  # the position right after the last committed record
+    offset: int = 0
+    recorded: int = 0  # exchanges committed from this journal, ever
+    failed: int = 0  # records set aside (the journal's failed/ folder says why)
+    updated_at: datetime

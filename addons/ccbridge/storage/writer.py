@@ -1,8 +1,8 @@
-"""The background writer: one thread owns the database; hooks hand it captured exchanges through a queue.
+"""Committing captured exchanges: rows built, inserted idempotently, in batches.
 
-Exchanges are committed in batches (up to `batch_size` or every `batch_seconds`); `close()` drains the queue
-so that a clean shutdown loses nothing that was captured. A failure is logged with the flow it concerns and
-the writer keeps going; an exchange that cannot be decomposed is stored with its raw bytes instead.
+`Committer` does the work for both writers: the journal's writer process (`storage/drain.py`, what the
+proxy uses) and `Writer`, a thread fed by an in-memory queue for tests and tools. An exchange that cannot be
+decomposed is stored with its raw bytes instead.
 """
 
 from __future__ import annotations
@@ -61,7 +61,76 @@ def load_salt(engine: Engine) -> bytes:
     return bytes.fromhex(value)
 
 
+class Committer:
+    """Builds the rows of captured exchanges and commits them, one transaction per batch.
+
+    Storing an exchange twice leaves one row: exchanges are keyed by their flow id and inserted with "on
+    conflict do nothing", as are the content-addressed pieces. The journal's writer relies on this when it
+    replays what a killed writer may already have committed.
+    """
+
+    def __init__(self, engine: Engine, build: Callable[[CapturedExchange, bytes], Rows] = build_rows) -> None:
+        self.engine = engine
+        self.build_rows = build
+        self.salt = load_salt(engine)
+        self._known: OrderedDict[str, None] = OrderedDict()  # hashes already in the database (bounded)
+        self._logged: set[str] = set()
+
+    def build(self, captured: CapturedExchange) -> Rows:
+        """The rows of one exchange, or its raw record when it cannot be decomposed (raises if not even that)."""
+        try:
+            rows = self.build_rows(captured, self.salt)
+        except Exception as exc:
+            self.log_once(f"build:{type(exc).__name__}", f"flow {captured.flow_id}: {exc!r}; storing raw bytes")
+            rows = raw_rows(captured, self.salt, problem=f"could not be parsed: {exc!r:.300}; stored raw")
+        for problem in rows.problems:
+            log.debug("ccbridge: flow %s: %s", captured.flow_id, problem)
+        return rows
+
+    def commit(self, built: list[Rows], also: Callable[[Connection], None] | None = None) -> None:
+        """Insert the rows in one transaction, with `also` run inside it (the journal's checkpoint)."""
+        blobs: dict[str, dict[str, Any]] = {}
+        nodes: dict[str, dict[str, Any]] = {}
+        raw: dict[str, dict[str, Any]] = {}
+        for rows in built:
+            for digest, piece in rows.pieces.items():
+                if digest not in self._known:
+                    blobs[digest] = {"hash": digest, "kind": piece.kind, "size": len(piece.json_text),
+                                     "json_text": piece.json_text}
+            for node in rows.nodes:
+                if node.id not in self._known:
+                    nodes[node.id] = {"id": node.id, "parent_id": node.parent_id,
+                                      "message_hash": node.message_hash, "depth": node.depth}
+            for digest, row in rows.raw.items():
+                if digest not in self._known:
+                    raw[digest] = row
+        with self.engine.begin() as conn:
+            insert_ignoring_duplicates(conn, Blob.__table__, list(blobs.values()))
+            insert_ignoring_duplicates(conn, MessageNode.__table__, list(nodes.values()))
+            insert_ignoring_duplicates(conn, RawBody.__table__, list(raw.values()))
+            insert_ignoring_duplicates(conn, Exchange.__table__, [rows.exchange for rows in built])
+            update_sessions(conn, session_hints(built))
+            if also is not None:
+                also(conn)
+        self._remember([*blobs, *nodes, *raw])
+
+    def _remember(self, digests: Iterable[str]) -> None:
+        for digest in digests:
+            self._known[digest] = None
+        while len(self._known) > 200_000:
+            self._known.popitem(last=False)
+
+    def log_once(self, key: str, message: str) -> None:
+        if key not in self._logged:
+            self._logged.add(key)
+            log.error("ccbridge: %s", message)
+        else:
+            log.debug("ccbridge: %s", message)
+
+
 class Writer:
+    """An in-process writer (tests, tools): a thread commits what `submit` queues, in batches."""
+
     def __init__(
         self,
         engine: Engine,
@@ -73,13 +142,10 @@ class Writer:
         self.engine = engine
         self.batch_size = batch_size
         self.batch_seconds = batch_seconds
-        self.build = build
-        self.salt = load_salt(engine)
+        self.committer = Committer(engine, build)
         self.queue: queue.Queue[Any] = queue.Queue()
         self.written = 0
         self.failed = 0
-        self._known: OrderedDict[str, None] = OrderedDict()  # hashes already in the database (bounded)
-        self._logged: set[str] = set()
         self._thread = threading.Thread(target=self._run, name="ccbridge-writer", daemon=True)
         self._thread.start()
 
@@ -141,81 +207,34 @@ class Writer:
         return items
 
     def _write_batch(self, batch: list[CapturedExchange]) -> None:
-        built = [(captured, rows) for captured in batch if (rows := self._build(captured)) is not None]
+        built: list[tuple[CapturedExchange, Rows]] = []
+        for captured in batch:
+            try:
+                built.append((captured, self.committer.build(captured)))
+            except Exception as exc:
+                self.failed += 1
+                log.error("ccbridge: could not record flow %s: %r", captured.flow_id, exc)
         try:
-            self._commit([rows for _, rows in built])
+            self.committer.commit([rows for _, rows in built])
+            self.written += len(built)
         except Exception as exc:
-            self._log_once("batch", f"batch of {len(built)} failed ({exc!r}); writing one at a time")
+            self.committer.log_once("batch", f"batch of {len(built)} failed ({exc!r}); writing one at a time")
             for captured, rows in built:
-                self._commit_one(captured, rows)
+                self._write_one(captured, rows)
 
-    def _commit_one(self, captured: CapturedExchange, rows: Rows) -> None:
+    def _write_one(self, captured: CapturedExchange, rows: Rows) -> None:
         """Commit one exchange; if the database refuses its row, store the raw record instead."""
         try:
-            self._commit([rows])
-            return
-        except Exception as exc:
-            refused = exc
-        self._log_once(f"insert:{type(refused).__name__}", f"flow {captured.flow_id}: insert failed "
-                                                            f"({refused!r}); storing raw bytes")
-        try:
-            self._commit([raw_rows(captured, self.salt, problem=f"insert failed: {refused!r:.300}; stored raw")])
-        except Exception as again:
-            self.failed += 1
-            log.error("ccbridge: could not store flow %s: %r", captured.flow_id, again)
-
-    def _build(self, captured: CapturedExchange) -> Rows | None:
-        try:
-            rows = self.build(captured, self.salt)
-        except Exception as exc:
-            self._log_once(f"build:{type(exc).__name__}", f"flow {captured.flow_id}: {exc!r}; storing raw bytes")
+            self.committer.commit([rows])
+        except Exception as refused:
             try:
-                rows = raw_rows(captured, self.salt, problem=f"could not be parsed: {exc!r:.300}; stored raw")
+                self.committer.commit([raw_rows(captured, self.committer.salt,
+                                                problem=f"insert failed: {refused!r:.300}; stored raw")])
             except Exception as again:
                 self.failed += 1
-                log.error("ccbridge: could not record flow %s: %r", captured.flow_id, again)
-                return None
-        for problem in rows.problems:
-            log.debug("ccbridge: flow %s: %s", captured.flow_id, problem)
-        return rows
-
-    def _commit(self, built: list[Rows]) -> None:
-        blobs: dict[str, dict[str, Any]] = {}
-        nodes: dict[str, dict[str, Any]] = {}
-        raw: dict[str, dict[str, Any]] = {}
-        for rows in built:
-            for digest, piece in rows.pieces.items():
-                if digest not in self._known:
-                    blobs[digest] = {"hash": digest, "kind": piece.kind, "size": len(piece.json_text),
-                                     "json_text": piece.json_text}
-            for node in rows.nodes:
-                if node.id not in self._known:
-                    nodes[node.id] = {"id": node.id, "parent_id": node.parent_id,
-                                      "message_hash": node.message_hash, "depth": node.depth}
-            for digest, row in rows.raw.items():
-                if digest not in self._known:
-                    raw[digest] = row
-        with self.engine.begin() as conn:
-            insert_ignoring_duplicates(conn, Blob.__table__, list(blobs.values()))
-            insert_ignoring_duplicates(conn, MessageNode.__table__, list(nodes.values()))
-            insert_ignoring_duplicates(conn, RawBody.__table__, list(raw.values()))
-            conn.execute(insert(Exchange.__table__), [rows.exchange for rows in built])
-            update_sessions(conn, session_hints(built))
-        self._remember([*blobs, *nodes, *raw])
-        self.written += len(built)
-
-    def _remember(self, digests: Iterable[str]) -> None:
-        for digest in digests:
-            self._known[digest] = None
-        while len(self._known) > 200_000:
-            self._known.popitem(last=False)
-
-    def _log_once(self, key: str, message: str) -> None:
-        if key not in self._logged:
-            self._logged.add(key)
-            log.error("ccbridge: %s", message)
-        else:
-            log.debug("ccbridge: %s", message)
+                log.error("ccbridge: could not store flow %s: %r", captured.flow_id, again)
+                return
+        self.written += 1
 
 
 def raw_rows(captured: CapturedExchange, salt: bytes, problem: str | None = None) -> Rows:
