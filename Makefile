@@ -77,8 +77,9 @@ test: venv claude-cli ## Install everything and run every test
 test-fast: venv ## Unit tests only (no subprocesses, no browser)
 	$(PY) -m pytest -m 'not e2e and not browser and not postgres' $(PYTEST_ARGS)
 
-lint: venv ## ruff
+lint: venv ## ruff and mypy
 	$(VENV)/bin/ruff check addons viewer tests
+	$(VENV)/bin/mypy
 
 bench: venv ## Measure overhead, per-event delay, storage growth and viewer render times
 	$(PY) -m tests.bench $(BENCH)

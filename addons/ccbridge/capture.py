@@ -14,6 +14,7 @@ from collections.abc import Callable, Collection, Iterable
 from typing import Any, Protocol
 
 from mitmproxy import ctx, exceptions, http
+from mitmproxy.addonmanager import Loader
 
 from .captured import CapturedExchange
 from .flow_meta import META_CAPTURED, META_PROVIDER_REQUEST, META_PROVIDER_RESPONSE, META_ROUTE
@@ -129,7 +130,7 @@ class Capture:
         self._redact_option = False
         self._timeout_option: float | None = None
 
-    def load(self, loader) -> None:  # type: ignore[no-untyped-def]
+    def load(self, loader: Loader) -> None:
         loader.add_option("ccbridge_read_timeout_s", str, "",
                           "Seconds without data from upstream before ccbridge ends a request with a timeout "
                           "error; overrides upstream.read_timeout_s of config.yaml (default 600; 0: no timeout).")

@@ -124,16 +124,16 @@ async def _close_upstream(flow: http.HTTPFlow, proxyserver: Any, wait: bool) -> 
 # handles like the upstream's own (as Response* events).
 
 
-class _Headers(ResponseHeaders, MessageInjected[None]):  # type: ignore[misc]
+class _Headers(ResponseHeaders, MessageInjected[None]):
     def __init__(self, flow: http.HTTPFlow, response: http.Response) -> None:
         self.flow, self.message, self.stream_id, self.response, self.end_stream = flow, None, 0, response, False
 
 
-class _Data(ResponseData, MessageInjected[None]):  # type: ignore[misc]
+class _Data(ResponseData, MessageInjected[None]):
     def __init__(self, flow: http.HTTPFlow, data: bytes) -> None:
         self.flow, self.message, self.stream_id, self.data = flow, None, 0, data
 
 
-class _End(ResponseEndOfMessage, MessageInjected[None]):  # type: ignore[misc]
+class _End(ResponseEndOfMessage, MessageInjected[None]):
     def __init__(self, flow: http.HTTPFlow) -> None:
         self.flow, self.message, self.stream_id = flow, None, 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from mitmproxy import ctx, exceptions
+from mitmproxy.addonmanager import Loader
 
 from .captured import CapturedExchange
 from .errors import ConfigError
@@ -27,7 +28,7 @@ class Runtime:
         self.writer: WriterProcess | None = None
         self.storage_url: str | None = None
 
-    def load(self, loader) -> None:  # type: ignore[no-untyped-def]
+    def load(self, loader: Loader) -> None:
         loader.add_option("ccbridge_config", str, "",
                           "Path of ccbridge's config.yaml (else $CCBRIDGE_CONFIG, else ./config.yaml).")
         loader.add_option("ccbridge_storage_url", str, "",

@@ -17,7 +17,7 @@ import brotli
 try:
     from compression import zstd  # type: ignore[import-not-found]  # Python 3.14+
 except ImportError:
-    from backports import zstd  # type: ignore[import-not-found,no-redef]
+    from backports import zstd  # the same module, before Python 3.14
 
 PIECE = 64 * 1024  # decoded bytes produced per step
 _NOTHING = frozenset({"", "identity", "none"})
@@ -41,7 +41,7 @@ def codings(content_encoding: str | None) -> list[str]:
 
 def decode_bounded(content_encoding: str | None, data: bytes | Iterable[bytes], limit: int) -> Decoded:
     """At most `limit` bytes of `data` (bytes or chunks) with its content-encoding removed."""
-    chunks: Iterable[bytes] = [data] if isinstance(data, bytes | bytearray | memoryview) else data
+    chunks: Iterable[bytes] = [bytes(data)] if isinstance(data, bytes | bytearray | memoryview) else data
     applied = codings(content_encoding)
     unknown = [name for name in applied if name not in _STAGES]
     if unknown:

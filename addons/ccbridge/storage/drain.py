@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from .codec import unpack
 from .journal import START, Batch, Position, Reader, Record, journal_id
-from .models import JournalCheckpoint
+from .models import JournalCheckpoint, table_of
 from .writer import Committer, insert_ignoring_duplicates, raw_rows
 
 log = logging.getLogger("ccbridge.storage")
@@ -176,11 +176,11 @@ class Drain:
             engine = self.connect()
             committer = Committer(engine)
             with engine.begin() as conn:
-                insert_ignoring_duplicates(conn, JournalCheckpoint.__table__, [
+                insert_ignoring_duplicates(conn, table_of(JournalCheckpoint), [
                     {"journal_id": self.journal, "segment": 0, "offset": 0, "recorded": 0, "failed": 0,
                      "updated_at": datetime.now(UTC)}])
-                row = conn.execute(select(JournalCheckpoint.__table__).where(
-                    JournalCheckpoint.__table__.c.journal_id == self.journal)).one()
+                row = conn.execute(select(table_of(JournalCheckpoint)).where(
+                    table_of(JournalCheckpoint).c.journal_id == self.journal)).one()
         except Exception as exc:
             raise DatabaseUnavailable(describe(exc)) from exc
         self.committer = committer
@@ -203,7 +203,7 @@ class Drain:
                             "it was written); skipped", segment, size)
 
     def _checkpoint(self, position: Position, recorded: int, failed: int) -> Callable[[Connection], None]:
-        table = JournalCheckpoint.__table__
+        table = table_of(JournalCheckpoint)
 
         def update(conn: Connection) -> None:
             conn.execute(table.update().where(table.c.journal_id == self.journal).values(

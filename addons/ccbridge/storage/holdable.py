@@ -12,14 +12,14 @@ import math
 import re
 from typing import Any
 
-from .models import Exchange
+from .models import Exchange, table_of
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 NUL_SIGN = "\u2400"  # SYMBOL FOR NULL: visible where a NUL was
 REPLACEMENT = "\ufffd"
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # how a lone surrogate can enter through JSON text
-_LENGTHS = {c.name: c.type.length for c in Exchange.__table__.columns if getattr(c.type, "length", None)}
+_LENGTHS = {c.name: length for c in table_of(Exchange).columns if (length := getattr(c.type, "length", None))}
 
 
 def fit_text(value: str) -> tuple[str, list[str]]:

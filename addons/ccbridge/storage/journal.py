@@ -31,7 +31,7 @@ import struct
 import time
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -261,7 +261,7 @@ class Reader:
             batch.end = Position(number + 1, 0)
 
     def _segment(self, file: BinaryIO, number: int, offset: int, sealed: bool, batch: Batch,
-                 with_payload: bool) -> Iterator[Record]:
+                 with_payload: bool) -> Generator[Record, None, bool]:
         """The records of one segment; returns False when a sealed one has an unreadable tail (recorded)."""
         file.seek(0, os.SEEK_END)
         length = file.tell()

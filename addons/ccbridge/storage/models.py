@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, Text
+from sqlalchemy import JSON, Column, Index, LargeBinary, Table, Text, inspect
 from sqlmodel import Field, SQLModel
 
 # The message tree has small rows keyed by their hash alone: SQLite stores them without a rowid and so
@@ -188,3 +188,10 @@ class JournalCheckpoint(SQLModel, table=True):
     recorded: int = 0  # exchanges committed from this journal, ever
     failed: int = 0  # records set aside (the journal's failed/ folder says why)
     updated_at: datetime
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a model, for bulk inserts of plain dicts."""
+    table = inspect(model).local_table
+    assert isinstance(table, Table)
+    return table

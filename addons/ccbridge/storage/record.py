@@ -122,7 +122,7 @@ def _redacted_json(captured: CapturedExchange, value: dict[str, Any], salt: byte
     if not captured.redact_body_secrets:
         return value
     redacted = redact.redact_body(compact_json(value).encode(), salt)
-    return value if redacted == compact_json(value).encode() else parse_json(redacted)  # type: ignore[no-any-return]
+    return value if redacted == compact_json(value).encode() else parse_json(redacted)
 
 
 def _request(rows: Rows, captured: CapturedExchange, encoding: str | None, salt: bytes) -> Any:

@@ -20,11 +20,12 @@ from sqlalchemy import insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 
 from .. import redact
 from ..captured import CapturedExchange
 from .maintenance import update_sessions
-from .models import Blob, Exchange, MessageNode, Meta, RawBody
+from .models import Blob, Exchange, MessageNode, Meta, RawBody, table_of
 from .pieces import raw_row
 from .record import EXCHANGE_DEFAULTS, Rows, body_to_store, build_rows, finish, when
 
@@ -52,13 +53,13 @@ def insert_ignoring_duplicates(conn: Connection, table: Any, rows: list[dict[str
 def load_salt(engine: Engine) -> bytes:
     """The installation's salt for secret fingerprints, created on first use."""
     with engine.begin() as conn:
-        value = conn.execute(select(Meta.value).where(Meta.key == "fingerprint_salt")).scalar()
+        value = conn.execute(select(col(Meta.value)).where(col(Meta.key) == "fingerprint_salt")).scalar()
         if value is None:
             insert_ignoring_duplicates(
-                conn, Meta.__table__, [{"key": "fingerprint_salt", "value": secrets.token_hex(16)}]
+                conn, table_of(Meta), [{"key": "fingerprint_salt", "value": secrets.token_hex(16)}]
             )
-            value = conn.execute(select(Meta.value).where(Meta.key == "fingerprint_salt")).scalar()
-    return bytes.fromhex(value)
+            value = conn.execute(select(col(Meta.value)).where(col(Meta.key) == "fingerprint_salt")).scalar()
+    return bytes.fromhex(str(value))
 
 
 class Committer:
@@ -105,10 +106,10 @@ class Committer:
                 if digest not in self._known:
                     raw[digest] = row
         with self.engine.begin() as conn:
-            insert_ignoring_duplicates(conn, Blob.__table__, list(blobs.values()))
-            insert_ignoring_duplicates(conn, MessageNode.__table__, list(nodes.values()))
-            insert_ignoring_duplicates(conn, RawBody.__table__, list(raw.values()))
-            insert_ignoring_duplicates(conn, Exchange.__table__, [rows.exchange for rows in built])
+            insert_ignoring_duplicates(conn, table_of(Blob), list(blobs.values()))
+            insert_ignoring_duplicates(conn, table_of(MessageNode), list(nodes.values()))
+            insert_ignoring_duplicates(conn, table_of(RawBody), list(raw.values()))
+            insert_ignoring_duplicates(conn, table_of(Exchange), [rows.exchange for rows in built])
             update_sessions(conn, session_hints(built))
             if also is not None:
                 also(conn)
@@ -171,7 +172,7 @@ class Writer:
         while not stopping:
             batch: list[CapturedExchange] = []
             waiters: list[threading.Event] = []
-            deadline = None
+            deadline: float | None = None
             while len(batch) < self.batch_size:
                 try:
                     timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
