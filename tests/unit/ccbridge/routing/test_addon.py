@@ -192,7 +192,10 @@ async def test_route_by_requested_model() -> None:
         count = flow_of(sync_capture("2.1.329")[0])
         count.request.path = "/v1/messages/count_tokens?beta=true"
         await request_hook(addon, count)
-        assert_untouched(count)
+        # a count for a routed model is answered here: it never reaches Anthropic, nor the sidecar
+        assert count.response is not None and count.response.status_code == 200
+        assert json.loads(count.response.content or b"")["input_tokens"] > 0
+        assert (count.request.host, count.request.port) == UPSTREAM and META_TOKEN not in count.metadata
     finally:
         await addon.done()
 

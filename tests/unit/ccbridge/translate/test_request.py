@@ -463,7 +463,7 @@ def test_reasoning_models_drop_temperature_top_p_and_stop() -> None:
         kwargs = convert(body, target)
         assert "temperature" not in kwargs and "top_p" not in kwargs
     assert "stop" not in convert(body, O3)
-    assert convert(body, GPT5)["stop"] == ["x"]
+    assert "stop" not in convert(body, GPT5)  # gpt-5-mini rejects it: 400 "Unsupported parameter"
 
 
 def test_gpt_5_1_keeps_temperature_only_without_reasoning() -> None:
