@@ -55,6 +55,7 @@ class RoutingSettings:
     ping_interval: float = 10.0
     agent_dirs: tuple[Path, ...] = tuple(Path(os.path.expanduser(d)) for d in DEFAULT_AGENT_DIRS)
     timeout: float = 600.0
+    listen_port: int = 0  # the routing server's loopback port; 0: any free one
 
     def route_for_agent(self, name: str | None) -> Route | None:
         """The route of a subagent type; exact name first, then ignoring case."""
@@ -127,7 +128,7 @@ def resolve_routing(settings: Settings, env: Mapping[str, str], builtin_openai: 
     routing = RoutingSettings(
         enabled=enabled, providers=providers, default_provider=default, agents=agents, models=models,
         capabilities=dict(settings.capabilities), ping_interval=options.ping_interval,
-        agent_dirs=options.agent_dirs, timeout=options.timeout,
+        agent_dirs=options.agent_dirs, timeout=options.timeout, listen_port=options.listen_port,
     )
     return routing, warnings
 

@@ -157,6 +157,8 @@ class RoutingOptions(_Section):
     agent_dirs: tuple[Annotated[Path, Strict(False), AfterValidator(Path.expanduser)], ...] = Field(
         tuple(Path(d).expanduser() for d in DEFAULT_AGENT_DIRS), strict=False, description="a list of folder paths")
     timeout: float = Field(600.0, gt=0, description="a positive number of seconds")
+    listen_port: int = Field(0, ge=0, le=65535, description=(
+        "0..65535 (the routing server's loopback port; 0: any free port)"))
 
 
 # what `providers.openai` is when a route uses it and `providers:` does not define it
@@ -180,7 +182,7 @@ class Settings(_Section):
     capabilities: Annotated[dict[str, dict[str, Any]], OrEmpty] = Field(default_factory=dict, description=(
         "a mapping of model globs to capability fields"))
     routing_options: RoutingOptions = Field(default_factory=RoutingOptions, alias="routing", description=(
-        "a mapping (ping_interval, agent_dirs, timeout)"))
+        "a mapping (ping_interval, agent_dirs, timeout, listen_port)"))
 
     _routing: RoutingSettings = PrivateAttr(default_factory=RoutingSettings)
     _warnings: tuple[str, ...] = PrivateAttr(default=())

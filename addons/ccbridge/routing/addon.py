@@ -9,8 +9,10 @@ it leaves every flow alone.
 (rule `model`) has a route is translated to a Chat Completions call, registered with the in-process server
 (`sidecar.py`, which says why it exists) and pointed at it; nothing else of the flow changes, so the capture
 addon (after this one in the chain, having taken its copy of the request in `requestheaders`) records what
-Claude Code sent. `response`: the Agent/Task calls in the answers Anthropic gives are remembered, so the
-subagent requests they start can be recognised by rule 1.
+Claude Code sent. A `POST /v1/messages/count_tokens` for such a subagent or model is answered here with an
+estimate, never sent to Anthropic (which may not be reachable with the user's credentials).
+`response`: the Agent/Task calls in the answers Anthropic gives are remembered, so the subagent requests
+they start can be recognised by rule 1.
 
 Any failure of ours leaves the flow as it was: it goes to Anthropic (fail-open), logged once.
 """
@@ -41,12 +43,13 @@ from ccbridge.routing.agents import (
 )
 from ccbridge.routing.sidecar import TOKEN_HEADER, RoutedRequest, Sidecar
 from ccbridge.sse import assemble_message, parse_events
-from ccbridge.translate import estimate_prompt_tokens, to_openai_request
+from ccbridge.translate import count_input_tokens, estimate_prompt_tokens, to_openai_request
 
 log = logging.getLogger("ccbridge.routing")
 
 META_TOKEN = "ccbridge_route_token"
 MESSAGES_PATH = "/v1/messages"
+COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
 _DELEGATION_MARKERS = tuple(f'"{name}"'.encode() for name in DELEGATION_TOOLS)
 _SUBAGENT_MARK = SUBAGENT_MARK.encode()
 
@@ -71,6 +74,9 @@ class Routing:
             return
         if settings.agent_dirs != self.definitions.dirs:
             self.definitions = AgentDefinitions(settings.agent_dirs)
+        if self.sidecar is not None and settings.listen_port not in (0, self.sidecar.port):
+            log.warning("ccbridge: routing.listen_port %d takes effect at the next start; the routing server "
+                        "stays on port %s", settings.listen_port, self.sidecar.port)
         self.settings = settings
         if self.sidecar is not None:
             self.sidecar.ping_interval, self.sidecar.timeout = settings.ping_interval, settings.timeout
@@ -91,7 +97,11 @@ class Routing:
     async def _start_sidecar(self) -> None:
         settings = self.settings
         sidecar = Sidecar(ping_interval=settings.ping_interval, timeout=settings.timeout)
-        await sidecar.start()
+        try:
+            await sidecar.start(port=settings.listen_port)
+        except OSError as exc:
+            raise OSError(f"ccbridge: the routing server cannot listen on 127.0.0.1:{settings.listen_port} "
+                          f"(routing.listen_port): {exc}") from exc
         if self.sidecar is not None:  # started meanwhile (configure and running both asked)
             await sidecar.stop()
             return
@@ -123,6 +133,9 @@ class Routing:
 
     async def _route(self, flow: http.HTTPFlow, sidecar: Sidecar) -> None:
         try:
+            if _path(flow) == COUNT_TOKENS_PATH:
+                await self._count_tokens(flow)
+                return
             routed = await self._decide(flow)
             if routed is None or sidecar.port is None:  # not routed, or shut down meanwhile
                 return
@@ -157,9 +170,9 @@ class Routing:
     # --- which requests are routed ------------------------------------------------------------------
 
     def _candidate(self, flow: http.HTTPFlow) -> bool:
-        """A Messages request from a subagent (when agents are mapped), or any (when models are)."""
+        """A Messages (or count_tokens) request from a subagent (when agents are mapped), or any (when models are)."""
         request = flow.request
-        if request.method != "POST" or request.path.split("?", 1)[0] != MESSAGES_PATH:
+        if request.method != "POST" or _path(flow) not in (MESSAGES_PATH, COUNT_TOKENS_PATH):
             return False
         if self.settings.models:
             return True
@@ -167,11 +180,46 @@ class Routing:
             AGENT_HEADER in request.headers or _SUBAGENT_MARK in (request.raw_content or b"")
         )
 
+    async def _count_tokens(self, flow: http.HTTPFlow) -> None:
+        """Answer a token count for a routed subagent or model with the estimate for its provider's request."""
+        chosen = await self._choose(flow)
+        if chosen is None:
+            return
+        body, route, info, _ = chosen
+        tokens = count_input_tokens(body, self.settings.capabilities_of(route), model=route.model)
+        flow.metadata[META_ROUTE] = {**info, "answered": "locally (count_tokens estimate)"}
+        flow.response = http.Response.make(200, json.dumps({"input_tokens": tokens}),
+                                           {"content-type": "application/json"})
+
     async def _decide(self, flow: http.HTTPFlow) -> RoutedRequest | None:
+        chosen = await self._choose(flow)
+        if chosen is None:
+            return None
+        body, route, info, who = chosen
         request = flow.request
         settings = self.settings
-        raw = request.raw_content or b""
-        body = json.loads(request.get_content(strict=False) or b"null")
+        provider = settings.providers[route.provider]
+        kwargs = to_openai_request(body, settings.capabilities_of(route), model=route.model,
+                                   session_id=who.session_id)
+        return RoutedRequest(
+            route=route,
+            provider=provider,
+            kwargs=kwargs,
+            body=body,
+            raw_body=request.raw_content or b"",
+            stream=body.get("stream") is True,
+            requested_model=info["requested_model"],
+            upstream_url=request.url,
+            upstream_headers=list(request.headers.items(multi=True)),
+            info=info,
+            provider_response=bytearray(),
+            input_tokens_estimate=estimate_prompt_tokens(kwargs),
+        )
+
+    async def _choose(self, flow: http.HTTPFlow) -> tuple[dict[str, Any], Route, dict[str, Any], Identity] | None:
+        """The request's body, route, route record and sender, when a subagent or model route applies."""
+        settings = self.settings
+        body = json.loads(flow.request.get_content(strict=False) or b"null")
         if not isinstance(body, dict):
             return None
         who = identity_of(flow, body)
@@ -188,8 +236,6 @@ class Routing:
         if route is None:
             return None
         provider = settings.providers[route.provider]
-        kwargs = to_openai_request(body, settings.capabilities_of(route), model=route.model,
-                                   session_id=who.session_id)
         info = {
             "rule": rule,
             "agent": recognition.name,
@@ -201,20 +247,7 @@ class Routing:
             "fallback": route.fallback,
             "fell_back": False,
         }
-        return RoutedRequest(
-            route=route,
-            provider=provider,
-            kwargs=kwargs,
-            body=body,
-            raw_body=raw,
-            stream=body.get("stream") is True,
-            requested_model=requested_model,
-            upstream_url=request.url,
-            upstream_headers=list(request.headers.items(multi=True)),
-            info=info,
-            provider_response=bytearray(),
-            input_tokens_estimate=estimate_prompt_tokens(kwargs),
-        )
+        return body, route, info, who
 
     async def _recognise(self, body: dict[str, Any], who: Identity) -> Recognition:
         known = self.memory.agent(who.agent_id)
@@ -233,7 +266,7 @@ class Routing:
         request, response = flow.request, flow.response
         if response is None or response.status_code != 200 or request.method != "POST":
             return
-        if request.path.split("?", 1)[0] != MESSAGES_PATH:
+        if _path(flow) != MESSAGES_PATH:
             return
         captured: CapturedExchange | None = flow.metadata.get(META_CAPTURED)
         if captured is not None and captured.response_chunks:
@@ -255,6 +288,10 @@ class Routing:
         if not calls:
             return
         self.memory.remember_calls(identity_of(flow).session_id, calls)
+
+
+def _path(flow: http.HTTPFlow) -> str:
+    return flow.request.path.split("?", 1)[0]
 
 
 _background: set[asyncio.Task[None]] = set()

@@ -36,6 +36,8 @@ from ccbridge.translate import (
     StreamTranslator,
     anthropic_error,
     error_for_exception,
+    original_tool_names,
+    stream_error_for_exception,
     strip_proxy_thinking,
     timeout_error,
     to_anthropic_message,
@@ -89,8 +91,9 @@ class Sidecar:
     def port(self) -> int | None:
         return self._server.port
 
-    async def start(self, host: str = "127.0.0.1") -> None:
-        await self._server.start(host)
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Listen on `port` (0: any free port)."""
+        await self._server.start(host, port)
 
     async def stop(self) -> None:
         """Stop listening; close every connection (answers in progress end as if the client left)."""
@@ -157,7 +160,7 @@ class Sidecar:
     async def _stream(self, routed: RoutedRequest, stream: Any, out: ResponseWriter) -> None:
         translator = StreamTranslator(
             routed.requested_model, routed.message_id, input_tokens_estimate=routed.input_tokens_estimate,
-            stop_sequences=_stop_sequences(routed.body),
+            stop_sequences=_stop_sequences(routed.body), tool_names=original_tool_names(routed.body),
         )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
@@ -191,8 +194,9 @@ class Sidecar:
         except PROVIDER_ERRORS as exc:
             routed.info["error"] = _describe(exc)
             routed.provider_response += provider_error_body(exc) + b"\n"
-            _, _, body = error_for_exception(exc, provider=routed.provider.name, model=routed.route.model)
-            await out.chunk(translator.fail(body["error"]["type"], body["error"]["message"]))
+            error_type, message = stream_error_for_exception(exc, provider=routed.provider.name,
+                                                             model=routed.route.model)
+            await out.chunk(translator.fail(error_type, message))
         except (asyncio.CancelledError, ConnectionError):
             raise
         except Exception as exc:
@@ -213,6 +217,7 @@ class Sidecar:
             message = to_anthropic_message(
                 completion.model_dump(), routed.requested_model, routed.message_id,
                 input_tokens_estimate=routed.input_tokens_estimate, stop_sequences=_stop_sequences(routed.body),
+                tool_names=original_tool_names(routed.body),
             )
         except IncompleteAnswer as exc:
             routed.info["error"] = str(exc)

@@ -9,11 +9,18 @@ from ccbridge.translate.errors import (
     error_body,
     error_for_exception,
     error_frame,
+    stream_error_for_exception,
     timeout_error,
 )
-from ccbridge.translate.request import estimate_prompt_tokens, strip_proxy_thinking, to_openai_request
+from ccbridge.translate.request import (
+    count_input_tokens,
+    estimate_prompt_tokens,
+    strip_proxy_thinking,
+    to_openai_request,
+)
 from ccbridge.translate.response import IncompleteAnswer, to_anthropic_message
 from ccbridge.translate.stream import StreamTranslator
+from ccbridge.translate.tool_names import original_tool_names, provider_tool_names
 
 __all__ = [
     "PROVIDER_KINDS",
@@ -22,11 +29,15 @@ __all__ = [
     "StreamTranslator",
     "anthropic_error",
     "capabilities_for",
+    "count_input_tokens",
     "error_body",
     "error_for_exception",
     "error_frame",
     "estimate_prompt_tokens",
+    "original_tool_names",
     "parse_override",
+    "provider_tool_names",
+    "stream_error_for_exception",
     "strip_proxy_thinking",
     "timeout_error",
     "to_anthropic_message",

@@ -40,6 +40,7 @@ class ModelCapabilities:
     system_in_middle: bool = True  # False: mid-conversation system messages become user text
     supports_cache_key: bool = False  # prompt_cache_key
     supports_safety_identifier: bool = False
+    cache_control: bool = False  # True: Anthropic `cache_control` marks stay on content parts (OpenRouter to Claude)
 
 
 _GENERIC = ModelCapabilities()
@@ -61,11 +62,13 @@ _O_SERIES = dataclasses.replace(
     reasoning_efforts=("low", "medium", "high"),
     sampling_with_reasoning=False,
 )
+# gpt-5, -mini, -nano and every gpt-5.x answer `stop` with 400 "Unsupported parameter".
 _GPT5 = dataclasses.replace(
     _OPENAI_BASE,
     max_output=128000,
     supports_temperature=False,
     supports_top_p=False,
+    supports_stop=False,
     reasoning_efforts=("minimal", "low", "medium", "high"),
     sampling_with_reasoning=False,
 )
@@ -103,6 +106,8 @@ DEFAULT_TABLE: tuple[tuple[str, str, ModelCapabilities], ...] = (
         dataclasses.replace(_GENERIC, supports_parallel_tool_calls=False, system_in_middle=False, vision=False),
     ),
     ("vllm", "*", dataclasses.replace(_GENERIC, supports_top_k=True, system_in_middle=False, vision=False)),
+    # OpenRouter passes `cache_control` breakpoints on to Anthropic's models (prompt caching there is explicit).
+    ("openrouter", "anthropic/*", dataclasses.replace(_GENERIC, max_output=32000, cache_control=True)),
     ("openrouter", "*", dataclasses.replace(_GENERIC, max_output=16384)),
     ("openai-compatible", "*", _GENERIC),
 )

@@ -92,6 +92,19 @@ def error_for_exception(exc: BaseException, *, provider: str, model: str | None 
     return anthropic_error(None, str(exc) or type(exc).__name__, provider=provider, model=model)
 
 
+def stream_error_for_exception(exc: BaseException, *, provider: str, model: str | None = None) -> tuple[str, str]:
+    """(error type, message) for a provider failure after its answer began: the stream broke off, since
+    the provider was reached ("could not reach" is for failures before the first byte)."""
+    import openai  # kept local, as in error_for_exception
+
+    if isinstance(exc, openai.APITimeoutError | openai.APIStatusError):
+        body = error_for_exception(exc, provider=provider, model=model)[2]
+        return body["error"]["type"], body["error"]["message"]
+    where = f"{provider} ({model})" if model else provider
+    text = _provider_text(exc).strip() or type(exc).__name__
+    return "api_error", f"the stream from {where} broke off: {text}"
+
+
 def error_frame(error_type: str, message: str) -> bytes:
     """The mid-stream `event: error` frame."""
     return frame("error", error_body(error_type, message))

@@ -9,17 +9,20 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
 from ccbridge.claude_code import BILLING_PREFIX
 from ccbridge.translate.capabilities import EFFORT_SCALE, ModelCapabilities
+from ccbridge.translate.tool_names import provider_tool_names
 
 NO_RESULT = "[no result recorded for this tool call]"
 NO_VISION = "[image omitted: this model cannot see images]"
 IMAGE_ATTACHED = "[image returned by the tool; attached in the next message]"
 DOCUMENT_ATTACHED = "[document returned by the tool; attached in the next message]"
 PROXY_SIGNATURE_PREFIX = "ccbridge:"
+_UNSAFE_NAME = re.compile(r"[^a-zA-Z0-9_-]")
 
 Message = dict[str, Any]
 
@@ -27,16 +30,24 @@ Message = dict[str, Any]
 def to_openai_request(
     body: dict[str, Any], target: ModelCapabilities, *, model: str, session_id: str | None
 ) -> dict[str, Any]:
-    """The Chat Completions call equivalent to an Anthropic Messages request."""
-    tools = _tools(body.get("tools"))
+    """The Chat Completions call equivalent to an Anthropic Messages request.
+
+    Tool names the provider would reject are shortened (`tool_names.py`); `original_tool_names(body)` maps
+    them back in the answer.
+    """
+    names = provider_tool_names(body)
+    tools = _tools(body.get("tools"), names)
     effort = _reasoning_effort(body, target, has_tools=bool(tools))
     kwargs: dict[str, Any] = {
         "model": model,
-        "messages": _system(body.get("system")) + _conversation(body.get("messages") or [], target),
+        "messages": _system(body.get("system"), target) + _conversation(body.get("messages") or [], target, names),
     }
     if tools:
         kwargs["tools"] = tools
-        kwargs.update(_tool_choice(body.get("tool_choice"), tools, target))
+        kwargs.update(_tool_choice(body.get("tool_choice"), tools, target, names))
+    response_format = _response_format(body)
+    if response_format is not None:
+        kwargs["response_format"] = response_format
     if isinstance(body.get("max_tokens"), int):
         kwargs[target.token_param] = min(body["max_tokens"], target.max_output)
     kwargs.update(_sampling(body, target, effort))
@@ -55,6 +66,16 @@ def estimate_prompt_tokens(kwargs: dict[str, Any]) -> int:
     size = len(json.dumps(kwargs.get("messages", []), ensure_ascii=False))
     size += len(json.dumps(kwargs.get("tools", []), ensure_ascii=False))
     return max(1, size // 4)
+
+
+def count_input_tokens(body: dict[str, Any], target: ModelCapabilities, *, model: str) -> int:
+    """The `input_tokens` answer to a `count_tokens` request for a routed model, an estimate.
+
+    Method: the request is translated as it would be sent to the provider, and its messages and tools, as
+    JSON, are counted at 4 characters a token (`estimate_prompt_tokens`). Chat Completions has no counting
+    endpoint, and a tokenizer would have to be downloaded at run time.
+    """
+    return estimate_prompt_tokens(to_openai_request({**body, "stream": False}, target, model=model, session_id=None))
 
 
 def strip_proxy_thinking(body: dict[str, Any]) -> dict[str, Any]:
@@ -79,7 +100,11 @@ def _without_proxy_thinking(message: Message) -> Message:
 # --- system -----------------------------------------------------------------------------------------
 
 
-def _system(system: Any) -> list[Message]:
+def _system(system: Any, target: ModelCapabilities) -> list[Message]:
+    if target.cache_control and isinstance(system, list):
+        parts = [_cached(_text(b["text"]), b, target) for b in _system_blocks(system)]
+        if any("cache_control" in p for p in parts):
+            return [{"role": "system", "content": parts}]
     text = _system_text(system)
     return [{"role": "system", "content": text}] if text else []
 
@@ -87,9 +112,21 @@ def _system(system: Any) -> list[Message]:
 def _system_text(system: Any) -> str:
     if isinstance(system, str):
         return system
-    texts = [block.get("text", "") for block in system or [] if isinstance(block, dict) and block.get("type") == "text"]
+    return "\n\n".join(block["text"] for block in _system_blocks(system or []))
+
+
+def _system_blocks(system: list[Any]) -> list[dict[str, Any]]:
     # The billing line changes on every request; keeping it would defeat the provider's prefix cache.
-    return "\n\n".join(t for t in texts if t and not t.startswith(BILLING_PREFIX))
+    return [b for b in system if isinstance(b, dict) and b.get("type") == "text" and b.get("text")
+            and not b["text"].startswith(BILLING_PREFIX)]
+
+
+def _cached(part: dict[str, Any], block: dict[str, Any], target: ModelCapabilities) -> dict[str, Any]:
+    """`part` with the Anthropic block's cache breakpoint, where the provider honours one."""
+    # OpenRouter reads breakpoints on text parts
+    if target.cache_control and part["type"] == "text" and isinstance(block.get("cache_control"), dict):
+        return {**part, "cache_control": block["cache_control"]}
+    return part
 
 
 # --- messages ---------------------------------------------------------------------------------------
@@ -98,15 +135,16 @@ def _system_text(system: Any) -> str:
 class _Conversation:
     """Builds the OpenAI message list, keeping `tool` messages right after the call they answer."""
 
-    def __init__(self, target: ModelCapabilities) -> None:
+    def __init__(self, target: ModelCapabilities, names: dict[str, str]) -> None:
         self.target = target
+        self.names = names  # original tool name -> the provider's
         self.out: list[Message] = []
         self.unanswered: list[str] = []  # ids of the last assistant turn's tool calls still without a result
         self.held: list[str] = []  # mid-conversation system texts waiting for those results
 
     def assistant(self, content: Any) -> None:
         self.close_calls()
-        message = _assistant_message(content)
+        message = _assistant_message(content, self.names)
         self.out.append(message)
         self.unanswered = [call["id"] for call in message.get("tool_calls", [])]
 
@@ -117,15 +155,17 @@ class _Conversation:
         lifted: list[dict[str, Any]] = []
         for block in blocks:
             if block.get("type") == "tool_result":
-                text, attachments = _tool_result_content(block, self.target)
+                text, attachments = _tool_result_content(block, self.target, self.names)
                 lifted.extend(attachments)
                 if block.get("tool_use_id") in self.unanswered:
                     self.unanswered.remove(block["tool_use_id"])
-                    self.out.append({"role": "tool", "tool_call_id": block["tool_use_id"], "content": text})
+                    self.out.append({"role": "tool", "tool_call_id": block["tool_use_id"],
+                                     "content": _tool_message_content(text, block, self.target)})
                 else:
-                    orphans.append(_text(f"[result of tool call {block.get('tool_use_id')}]\n{text}"))
+                    orphans.append(_cached(_text(f"[result of tool call {block.get('tool_use_id')}]\n{text}"),
+                                           block, self.target))
             else:
-                parts.extend(_user_parts(block, self.target))
+                parts.extend(_cached(p, block, self.target) for p in _user_parts(block, self.target))
         self.close_calls()
         parts = orphans + lifted + parts
         if parts:
@@ -165,8 +205,8 @@ class _Conversation:
         self.out.append({"role": "user", "content": _compact(parts)})
 
 
-def _conversation(messages: Iterable[Message], target: ModelCapabilities) -> list[Message]:
-    conversation = _Conversation(target)
+def _conversation(messages: Iterable[Message], target: ModelCapabilities, names: dict[str, str]) -> list[Message]:
+    conversation = _Conversation(target, names)
     for message in messages:
         role = message.get("role")
         if role == "assistant":
@@ -179,7 +219,7 @@ def _conversation(messages: Iterable[Message], target: ModelCapabilities) -> lis
     return conversation.out
 
 
-def _assistant_message(content: Any) -> Message:
+def _assistant_message(content: Any, names: dict[str, str]) -> Message:
     if isinstance(content, str):
         return {"role": "assistant", "content": content}
     texts: list[str] = []
@@ -190,9 +230,8 @@ def _assistant_message(content: Any) -> Message:
             texts.append(block["text"])
         elif kind == "tool_use":
             arguments = json.dumps(block.get("input") or {}, ensure_ascii=False)
-            calls.append(
-                {"id": block["id"], "type": "function", "function": {"name": block["name"], "arguments": arguments}}
-            )
+            name = names.get(block["name"], block["name"])
+            calls.append({"id": block["id"], "type": "function", "function": {"name": name, "arguments": arguments}})
         # thinking / redacted_thinking: Chat Completions has no input for them; server tool blocks
         # describe work the provider cannot see.
     message: Message = {"role": "assistant", "content": "\n\n".join(texts) if texts else None}
@@ -217,7 +256,9 @@ def _user_parts(block: dict[str, Any], target: ModelCapabilities) -> list[dict[s
     return []
 
 
-def _tool_result_content(block: dict[str, Any], target: ModelCapabilities) -> tuple[str, list[dict[str, Any]]]:
+def _tool_result_content(
+    block: dict[str, Any], target: ModelCapabilities, names: dict[str, str]
+) -> tuple[str, list[dict[str, Any]]]:
     """The tool message text, and parts to attach to the following user message (OpenAI allows no images
     in tool messages)."""
     content = block.get("content")
@@ -229,7 +270,8 @@ def _tool_result_content(block: dict[str, Any], target: ModelCapabilities) -> tu
         if kind == "text":
             texts.append(item.get("text", ""))
         elif kind == "tool_reference":
-            texts.append(f"Tool '{item.get('tool_name')}' is now available.")
+            name = item.get("tool_name")
+            texts.append(f"Tool '{names.get(name, name) if isinstance(name, str) else name}' is now available.")
         elif kind == "image":
             part = _image(item, target)
             texts.append(IMAGE_ATTACHED if part["type"] == "image_url" else NO_VISION)
@@ -239,6 +281,14 @@ def _tool_result_content(block: dict[str, Any], target: ModelCapabilities) -> tu
             attachments += _user_parts(item, target)
     text = "\n".join(texts)
     return (f"Error: {text}" if block.get("is_error") else text), attachments
+
+
+def _tool_message_content(text: str, block: dict[str, Any], target: ModelCapabilities) -> Any:
+    """The tool message's content: a string, or one text part carrying the result's cache breakpoint."""
+    items = block.get("content")
+    marked = block if "cache_control" in block else (items[-1] if isinstance(items, list) and items else {})
+    part = _cached(_text(text), marked if isinstance(marked, dict) else {}, target)
+    return [part] if "cache_control" in part else text
 
 
 def _image(block: dict[str, Any], target: ModelCapabilities) -> dict[str, Any]:
@@ -275,8 +325,9 @@ def _text(text: str) -> dict[str, Any]:
 
 
 def _compact(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
-    # Local chat templates handle a plain string best; lists are kept only when they carry media.
-    if all(p["type"] == "text" for p in parts):
+    # Local chat templates handle a plain string best; lists are kept only when they carry media or a
+    # cache breakpoint.
+    if all(p["type"] == "text" and "cache_control" not in p for p in parts):
         return "\n\n".join(p["text"] for p in parts)
     return parts
 
@@ -290,14 +341,14 @@ def _plain_text(content: Any) -> str:
 # --- tools ------------------------------------------------------------------------------------------
 
 
-def _tools(tools: Any) -> list[dict[str, Any]]:
+def _tools(tools: Any, names: dict[str, str]) -> list[dict[str, Any]]:
     out = []
     for tool in tools or []:
         # A `type` other than "custom" marks an Anthropic server tool (web_search_*, bash_*, ...),
         # which a Chat Completions backend cannot run.
         if (tool.get("type") or "custom") != "custom" or not tool.get("name"):
             continue
-        function: dict[str, Any] = {"name": tool["name"]}
+        function: dict[str, Any] = {"name": names.get(tool["name"], tool["name"])}
         if tool.get("description"):
             function["description"] = tool["description"]
         function["parameters"] = tool.get("input_schema") or {"type": "object", "properties": {}}
@@ -305,12 +356,14 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _tool_choice(choice: Any, tools: list[dict[str, Any]], target: ModelCapabilities) -> dict[str, Any]:
+def _tool_choice(
+    choice: Any, tools: list[dict[str, Any]], target: ModelCapabilities, names: dict[str, str]
+) -> dict[str, Any]:
     if not isinstance(choice, dict):
         return {}
     kind = choice.get("type")
     out: dict[str, Any] = {}
-    names = {t["function"]["name"] for t in tools}
+    offered = {t["function"]["name"] for t in tools}
     if kind == "auto":
         out["tool_choice"] = "auto"
     elif kind == "any":
@@ -318,11 +371,49 @@ def _tool_choice(choice: Any, tools: list[dict[str, Any]], target: ModelCapabili
     elif kind == "none":
         out["tool_choice"] = "none"
     elif kind == "tool":
-        name = choice.get("name")
-        out["tool_choice"] = {"type": "function", "function": {"name": name}} if name in names else "required"
+        name = names.get(choice.get("name"), choice.get("name"))
+        out["tool_choice"] = {"type": "function", "function": {"name": name}} if name in offered else "required"
     if choice.get("disable_parallel_tool_use") and target.supports_parallel_tool_calls and kind != "none":
         out["parallel_tool_calls"] = False
     return out
+
+
+def _response_format(body: dict[str, Any]) -> dict[str, Any] | None:
+    """Anthropic structured output (`output_config.format`, or the beta's `output_format`) as a json_schema
+    response_format; strict where OpenAI's strict mode accepts the schema, as Anthropic's is always enforced."""
+    wanted = (body.get("output_config") or {}).get("format") or body.get("output_format")
+    if not isinstance(wanted, dict) or wanted.get("type") != "json_schema":
+        return None
+    if not isinstance(wanted.get("schema"), dict):
+        return None
+    schema = wanted["schema"]
+    title = schema.get("title")
+    name = _UNSAFE_NAME.sub("_", title)[:64] if isinstance(title, str) and title.strip() else "structured_output"
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": strict_schema(schema)}}
+
+
+def strict_schema(schema: Any) -> bool:
+    """Whether OpenAI's strict mode takes `schema`: every object closed and all its properties required."""
+    if not isinstance(schema, dict):
+        return True
+    properties = schema.get("properties")
+    properties = properties if isinstance(properties, dict) else {}
+    is_object = schema.get("type") == "object" or bool(properties)
+    closed = schema.get("additionalProperties") is False and set(properties) == set(schema.get("required") or [])
+    if is_object and not closed:
+        return False
+    return all(strict_schema(sub) for sub in _subschemas(schema, properties))
+
+
+def _subschemas(schema: dict[str, Any], properties: dict[str, Any]) -> list[Any]:
+    found = list(properties.values())
+    for key in ("items", "not", "if", "then", "else"):
+        found.append(schema.get(key))
+    for key in ("anyOf", "allOf", "oneOf", "prefixItems"):
+        found.extend(schema.get(key) or [])
+    for key in ("$defs", "definitions"):
+        found.extend((schema.get(key) or {}).values())
+    return found
 
 
 # --- sampling, reasoning, identity ------------------------------------------------------------------

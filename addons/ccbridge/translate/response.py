@@ -29,6 +29,7 @@ def to_anthropic_message(
     stop_sequences: Sequence[str] = (),
     emit_thinking: bool = True,
     empty_reply: Literal["placeholder", "error"] = "placeholder",
+    tool_names: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The Anthropic message for `completion` (a `ChatCompletion.model_dump()`).
 
@@ -42,6 +43,7 @@ def to_anthropic_message(
         stop_sequences=stop_sequences,
         emit_thinking=emit_thinking,
         empty_reply=empty_reply,
+        tool_names=tool_names,
     )
     translator.feed(as_chunk(completion))
     translator.finish()

@@ -48,8 +48,10 @@ class StreamTranslator:
         stop_sequences: Sequence[str] = (),
         emit_thinking: bool = True,
         empty_reply: Literal["placeholder", "error"] = "placeholder",
+        tool_names: Mapping[str, str] | None = None,
     ) -> None:
         self.requested_model = requested_model
+        self.tool_names = dict(tool_names or {})  # the provider's name -> Claude Code's (`original_tool_names`)
         self.message_id = message_id
         self.input_tokens_estimate = input_tokens_estimate
         self.stop_sequences = tuple(stop_sequences)
@@ -253,7 +255,8 @@ class StreamTranslator:
     def _open_tool(self, call: _ToolCall) -> None:
         self._close_block()
         self._whitespace = ""  # blank text before a tool call never becomes a block
-        block = {"type": "tool_use", "id": self._tool_id(call), "name": call.name or "unknown_tool", "input": {}}
+        name = self.tool_names.get(call.name, call.name) if call.name else "unknown_tool"
+        block = {"type": "tool_use", "id": self._tool_id(call), "name": name, "input": {}}
         call.block = self._open_block(block)
         self._live = call
         if call.arguments:

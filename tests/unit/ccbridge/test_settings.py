@@ -37,6 +37,8 @@ def test_the_example_file_is_valid():
     ({"capture": {"hosts": "api.anthropic.com"}}, "capture.hosts", "list of host names"),
     ({"capture": {"hosts": [3]}}, "capture.hosts[0]", "host name"),
     ({"viewer": {"port": 70000}}, "viewer.port", "1..65535"),
+    ({"routing": {"listen_port": 70000}}, "routing.listen_port", "0..65535"),
+    ({"routing": {"listen_port": "8090"}}, "routing.listen_port", "0..65535"),
     ({"viewer": "yes"}, "viewer", "mapping"),
     (["not", "a", "mapping"], "(top level)", "mapping"),
 ])
@@ -126,3 +128,8 @@ def test_the_example_shows_every_key_of_the_model():
         if not block or not all(re.search(rf"\b{re.escape(name)}\s*:", block) for name in rest if name != "*"):
             missing.append(".".join((section, *rest)))
     assert not missing, f"config.yaml.example does not mention: {', '.join(missing)}"
+
+
+def test_routing_listen_port_defaults_to_any_free_port():
+    assert parse_settings({}, env={}).routing.listen_port == 0
+    assert parse_settings({"routing": {"listen_port": 8091}}, env={}).routing.listen_port == 8091

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import dataclasses
 import gzip
@@ -36,7 +37,7 @@ from ccbridge.settings import Settings, parse_settings
 from ccbridge.sse import parse_events
 from tests.fixtures import FIXTURES, VERSIONS, captured_requests
 from tests.support.mock_anthropic import message_events, tool_use_block
-from tests.support.mock_openai import MockOpenAI, Pause, chunk
+from tests.support.mock_openai import MockOpenAI, Pause, chunk, closed_port
 
 UPSTREAM = ("api.anthropic.com", 443)
 REVIEWER_BODY = "You are a meticulous code reviewer. MARKER-REVIEWER-7f3a"
@@ -192,7 +193,42 @@ async def test_route_by_requested_model() -> None:
         count = flow_of(sync_capture("2.1.329")[0])
         count.request.path = "/v1/messages/count_tokens?beta=true"
         await request_hook(addon, count)
-        assert_untouched(count)
+        # a count for a routed model is answered here: it never reaches Anthropic, nor the sidecar
+        assert count.response is not None and count.response.status_code == 200
+        assert json.loads(count.response.content or b"")["input_tokens"] > 0
+        assert (count.request.host, count.request.port) == UPSTREAM and META_TOKEN not in count.metadata
+    finally:
+        await addon.done()
+
+
+async def test_count_tokens_for_a_routed_subagent_is_answered_locally(routing: Routing) -> None:
+    parent, sub = sync_capture("2.1.329")[:2]
+    parent_flow = flow_of(parent)
+    await request_hook(routing, parent_flow)
+    answer_with_agent_call(parent_flow, parent)
+    routing.response(parent_flow)
+    count = flow_of(sub, {k: v for k, v in sub["body"].items() if k not in ("stream", "max_tokens")})
+    count.request.path = "/v1/messages/count_tokens?beta=true"
+    await request_hook(routing, count)
+    assert count.response is not None and count.response.status_code == 200
+    assert count.response.headers["content-type"] == "application/json"
+    assert json.loads(count.response.content or b"")["input_tokens"] > 100  # a subagent prompt is not tiny
+    assert count.metadata[META_ROUTE]["agent"] == "code-reviewer"
+    assert (count.request.host, count.request.port) == UPSTREAM and TOKEN_HEADER not in count.request.headers
+
+
+async def test_the_routing_server_listens_on_routing_listen_port() -> None:
+    port = closed_port()
+    addon = Routing(SimpleNamespace(config=config(routing={"agent_dirs": [], "listen_port": port})))
+    addon.configure(set())
+    await addon.running()
+    try:
+        assert addon.sidecar is not None and addon.sidecar.port == port
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 404")  # the routing server itself: no routed request has that token
+        writer.close()
     finally:
         await addon.done()
 

@@ -96,3 +96,16 @@ def test_bad_overrides_name_the_key(raw: dict, key: str) -> None:
 def test_override_must_be_a_mapping() -> None:
     with pytest.raises(ConfigError, match=r"capabilities\.m: must be a mapping"):
         parse_override("capabilities.m", ["vision"])
+
+
+@pytest.mark.parametrize("model", ["gpt-5", "gpt-5-mini", "gpt-5-nano", "gpt-5-2025-08-07", "gpt-5.1", "gpt-5.2",
+                                   "gpt-5.4-mini", "gpt-5.6"])
+def test_gpt5_family_rejects_stop(model: str) -> None:
+    assert not capabilities_for("openai", "openai", model).supports_stop
+
+
+def test_cache_control_only_for_openrouter_in_front_of_claude() -> None:
+    assert capabilities_for("openrouter", "openrouter", "anthropic/claude-sonnet-4.5").cache_control
+    assert not capabilities_for("openrouter", "openrouter", "openai/gpt-4o").cache_control
+    assert not capabilities_for("openai", "openai", "gpt-5-mini").cache_control
+    assert not capabilities_for("ollama", "ollama", "qwen3:8b").cache_control

@@ -9,7 +9,13 @@ import openai
 import pytest
 
 from ccbridge.sse import parse_events
-from ccbridge.translate.errors import anthropic_error, context_length_message, error_for_exception, error_frame
+from ccbridge.translate.errors import (
+    anthropic_error,
+    context_length_message,
+    error_for_exception,
+    error_frame,
+    stream_error_for_exception,
+)
 
 
 def error_type(reply: tuple[int, dict[str, str], dict]) -> tuple[int, str]:
@@ -124,3 +130,22 @@ def test_openai_sdk_exceptions() -> None:
     assert (status, headers["retry-after"]) == (429, "60") and "Rate limit reached" in body["error"]["message"]
     auth = _status_error(openai.AuthenticationError, 401, {"message": "Incorrect API key", "code": "invalid_api_key"})
     assert error_type(error_for_exception(auth, provider="openai")) == (502, "api_error")
+
+
+def test_a_failure_after_the_stream_began_says_the_stream_broke_off() -> None:
+    request = httpx.Request("POST", "http://127.0.0.1:11434/v1/chat/completions")
+    # what the openai SDK raises for an `{"error": ...}` data line in the middle of a stream
+    error_chunk = openai.APIError("the model crashed", request, body={"message": "the model crashed",
+                                                                     "type": "server_error"})
+    cut = httpx.RemoteProtocolError("peer closed connection without sending complete message body")
+    for exc, detail in ((error_chunk, "the model crashed"), (cut, "peer closed connection")):
+        error_type_name, message = stream_error_for_exception(exc, provider="ollama", model="qwen3:8b")
+        assert error_type_name == "api_error"
+        assert message.startswith("the stream from ollama (qwen3:8b) broke off: ") and detail in message
+        assert "could not reach" not in message
+
+
+def test_a_timeout_after_the_stream_began_is_still_a_timeout() -> None:
+    request = httpx.Request("POST", "https://api.openai.com/v1/chat/completions")
+    error_type_name, message = stream_error_for_exception(openai.APITimeoutError(request=request), provider="openai")
+    assert error_type_name == "timeout_error" and "did not answer in time" in message

@@ -16,7 +16,9 @@ from ccbridge.translate.request import (
     NO_RESULT,
     NO_VISION,
     closest_effort,
+    count_input_tokens,
     estimate_prompt_tokens,
+    strict_schema,
     strip_proxy_thinking,
     to_openai_request,
 )
@@ -28,6 +30,7 @@ GPT5_4 = capabilities_for("openai", "openai", "gpt-5.4")
 O3 = capabilities_for("openai", "openai", "o3")
 OLLAMA = capabilities_for("ollama", "ollama", "qwen3:8b")
 VLLM = capabilities_for("vllm", "vllm", "Qwen/Qwen3-8B")
+OPENROUTER_CLAUDE = capabilities_for("openrouter", "openrouter", "anthropic/claude-haiku-4.5")
 PNG = "iVBORw0KGgo="
 
 
@@ -463,7 +466,7 @@ def test_reasoning_models_drop_temperature_top_p_and_stop() -> None:
         kwargs = convert(body, target)
         assert "temperature" not in kwargs and "top_p" not in kwargs
     assert "stop" not in convert(body, O3)
-    assert convert(body, GPT5)["stop"] == ["x"]
+    assert "stop" not in convert(body, GPT5)  # gpt-5-mini rejects it: 400 "Unsupported parameter"
 
 
 def test_gpt_5_1_keeps_temperature_only_without_reasoning() -> None:
@@ -593,3 +596,128 @@ def test_capability_fields_are_all_read_somewhere() -> None:
     text = source.read_text()
     unused = [f.name for f in dataclasses.fields(ModelCapabilities) if f"target.{f.name}" not in text]
     assert unused == []
+
+
+# --- long tool names ----------------------------------------------------------------------------------
+
+LONG_TOOL = "mcp__claude_ai_Company_Knowledge_Base__search_documents_by_semantic_similarity_with_filters"
+
+
+def test_a_long_tool_name_is_shortened_alike_in_tools_choice_and_history() -> None:
+    kwargs = convert({
+        "tools": [{"name": LONG_TOOL, "input_schema": {"type": "object"}}, {"name": "Read"}],
+        "tool_choice": {"type": "tool", "name": LONG_TOOL},
+        "messages": [user("find it"), assistant([tool_use("t1", LONG_TOOL, {"q": "x"})]),
+                     user([tool_result("t1", "found")])],
+    })
+    short = kwargs["tools"][0]["function"]["name"]
+    assert len(short) <= 64 and short != LONG_TOOL
+    assert kwargs["tools"][1]["function"]["name"] == "Read"
+    assert kwargs["tool_choice"] == {"type": "function", "function": {"name": short}}
+    assert kwargs["messages"][1]["tool_calls"][0]["function"]["name"] == short
+    assert LONG_TOOL not in json.dumps(kwargs)
+
+
+def test_a_tool_reference_names_the_tool_as_the_provider_knows_it() -> None:
+    kwargs = convert({
+        "tools": [{"name": LONG_TOOL, "input_schema": {"type": "object"}}],
+        "messages": [user("x"), assistant([tool_use("t1", "ToolSearch")]),
+                     user([tool_result("t1", [{"type": "tool_reference", "tool_name": LONG_TOOL}])])],
+    })
+    assert kwargs["messages"][2]["content"] == f"Tool '{kwargs['tools'][0]['function']['name']}' is now available."
+
+
+# --- structured output --------------------------------------------------------------------------------
+
+CLOSED_SCHEMA = {
+    "type": "object",
+    "properties": {"verdict": {"type": "string", "enum": ["ok", "bad"]},
+                   "items": {"type": "array", "items": {"type": "object", "properties": {"n": {"type": "integer"}},
+                                                        "required": ["n"], "additionalProperties": False}}},
+    "required": ["verdict", "items"],
+    "additionalProperties": False,
+}
+
+
+@pytest.mark.parametrize("where", ["output_format", "output_config"])
+def test_structured_output_becomes_a_json_schema_response_format(where: str) -> None:
+    wanted = {"type": "json_schema", "schema": CLOSED_SCHEMA}
+    extra = {"output_format": wanted} if where == "output_format" else {"output_config": {"format": wanted}}
+    kwargs = convert({"messages": [user("review")], **extra})
+    assert kwargs["response_format"] == {
+        "type": "json_schema", "json_schema": {"name": "structured_output", "schema": CLOSED_SCHEMA, "strict": True},
+    }
+
+
+def test_output_config_effort_alone_sets_no_response_format() -> None:
+    assert "response_format" not in convert({"messages": [user("hi")], "output_config": {"effort": "high"}})
+
+
+def test_a_schema_strict_mode_would_refuse_is_sent_not_strict() -> None:
+    open_schema = {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}},
+                   "required": ["a"], "additionalProperties": False}
+    kwargs = convert({"messages": [user("x")], "output_format": {"type": "json_schema", "schema": {
+        "title": "My Result", **open_schema}}})
+    assert kwargs["response_format"]["json_schema"]["strict"] is False
+    assert kwargs["response_format"]["json_schema"]["name"] == "My_Result"
+
+
+@pytest.mark.parametrize(("schema", "strict"), [
+    (CLOSED_SCHEMA, True),
+    ({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}, False),
+    ({"type": "object", "properties": {"a": {"type": "object", "properties": {}}}, "required": ["a"],
+      "additionalProperties": False}, False),
+    ({"anyOf": [{"type": "string"}, {"type": "object", "properties": {"x": {"type": "string"}},
+                                     "additionalProperties": False, "required": ["x"]}]}, True),
+    ({"$defs": {"n": {"type": "object", "properties": {"v": {"type": "string"}}}}, "$ref": "#/$defs/n"}, False),
+])
+def test_strict_schema(schema: dict[str, Any], strict: bool) -> None:
+    assert strict_schema(schema) is strict
+
+
+# --- cache_control ------------------------------------------------------------------------------------
+
+EPHEMERAL = {"type": "ephemeral"}
+
+
+def cached_request() -> dict[str, Any]:
+    return {
+        "system": [{"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1.329"},
+                   {"type": "text", "text": "You are Claude Code.", "cache_control": EPHEMERAL},
+                   {"type": "text", "text": "Be brief."}],
+        "messages": [user([{"type": "text", "text": "first", "cache_control": EPHEMERAL}]),
+                     assistant([tool_use("t1")]),
+                     user([tool_result("t1", "file body", cache_control={"type": "ephemeral", "ttl": "1h"})])],
+    }
+
+
+def test_cache_control_is_kept_on_content_parts_for_openrouter_to_claude() -> None:
+    messages = convert(cached_request(), OPENROUTER_CLAUDE)["messages"]
+    assert messages[0] == {"role": "system", "content": [
+        {"type": "text", "text": "You are Claude Code.", "cache_control": EPHEMERAL},
+        {"type": "text", "text": "Be brief."}]}
+    assert messages[1]["content"] == [{"type": "text", "text": "first", "cache_control": EPHEMERAL}]
+    assert messages[3] == {"role": "tool", "tool_call_id": "t1", "content": [
+        {"type": "text", "text": "file body", "cache_control": {"type": "ephemeral", "ttl": "1h"}}]}
+
+
+OPENROUTER_GPT = capabilities_for("openrouter", "openrouter", "openai/gpt-4o")
+
+
+@pytest.mark.parametrize("target", [OPENAI, GPT5, OLLAMA, OPENROUTER_GPT])
+def test_cache_control_is_dropped_where_the_provider_does_not_honour_it(target: ModelCapabilities) -> None:
+    kwargs = convert(cached_request(), target)
+    assert "cache_control" not in json.dumps(kwargs)
+    assert kwargs["messages"][0] == {"role": "system", "content": "You are Claude Code.\n\nBe brief."}
+    assert kwargs["messages"][1]["content"] == "first"
+
+
+# --- count_tokens -------------------------------------------------------------------------------------
+
+
+def test_count_input_tokens_is_the_estimate_of_the_translated_request() -> None:
+    body = {"model": "claude-haiku-4-5", "system": "You review code.", "messages": [user("x" * 4000)],
+            "tools": [{"name": "Read", "input_schema": {"type": "object"}}]}
+    counted = count_input_tokens(body, OPENAI, model="gpt-4.1")
+    assert counted == estimate_prompt_tokens(to_openai_request(body, OPENAI, model="gpt-4.1", session_id=None))
+    assert 1000 <= counted < 1100  # 4000 characters of text at 4 a token, plus the JSON around it

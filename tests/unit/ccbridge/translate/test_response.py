@@ -142,3 +142,11 @@ def test_no_finish_reason_is_an_incomplete_answer() -> None:
 def test_empty_answer_can_be_refused() -> None:
     with pytest.raises(IncompleteAnswer):
         to_anthropic_message(ANSWERS["empty"], MODEL, "m", empty_reply="error")
+
+
+def test_a_shortened_tool_name_is_restored_in_the_json_answer() -> None:
+    short = "mcp__claude_ai_Company_Knowledge_Base__search_docu_0123456789"
+    long_name = "mcp__claude_ai_Company_Knowledge_Base__search_documents_by_semantic_similarity_with_filter"
+    answer = completion({"content": None, "tool_calls": [call("c1", short, {"q": "x"})]}, finish="tool_calls")
+    message = to_anthropic_message(answer, MODEL, "msg_1", tool_names={short: long_name})
+    assert [(b["type"], b["name"], b["input"]) for b in message["content"]] == [("tool_use", long_name, {"q": "x"})]

@@ -538,3 +538,20 @@ def test_the_anthropic_sdk_raises_the_mid_stream_error() -> None:
     with pytest.raises(anthropic.APIStatusError) as caught:
         sdk_final_message(raw)
     assert caught.value.body["error"]["type"] == "overloaded_error"
+
+
+# --- shortened tool names -----------------------------------------------------------------------------
+
+LONG_TOOL = "mcp__claude_ai_Company_Knowledge_Base__search_documents_by_semantic_similarity_with_filter"
+
+
+def test_a_shortened_tool_name_is_restored_in_the_stream() -> None:
+    short = "mcp__claude_ai_Company_Knowledge_Base__search_docu_0123456789"
+    events, message = run(
+        [tool(0, id="call_1", name=short, args='{"q":'), tool(0, args='"x"}'), tool(1, id="call_2", name="Read",
+                                                                                    args="{}"), done("tool_calls")],
+        tool_names={short: LONG_TOOL},
+    )
+    assert [b["name"] for b in blocks(events)] == [LONG_TOOL, "Read"]
+    assert [b["name"] for b in message["content"]] == [LONG_TOOL, "Read"]
+    assert message["content"][0]["input"] == {"q": "x"}
