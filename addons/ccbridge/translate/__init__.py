@@ -1,4 +1,4 @@
-"""Translation between the Anthropic Messages API and OpenAI Chat Completions (pure functions, no I/O).
+"""Translation between the Anthropic Messages API and OpenAI Chat Completions or Responses (pure, no I/O).
 
 These are the names the rest of ccbridge uses; the capability table of the target models is beside them.
 """
@@ -13,12 +13,15 @@ from ccbridge.translate.errors import (
 )
 from ccbridge.translate.request import estimate_prompt_tokens, strip_proxy_thinking, to_openai_request
 from ccbridge.translate.response import IncompleteAnswer, to_anthropic_message
+from ccbridge.translate.responses import to_responses_request
+from ccbridge.translate.responses_stream import ResponsesStreamTranslator, response_to_message
 from ccbridge.translate.stream import StreamTranslator
 
 __all__ = [
     "PROVIDER_KINDS",
     "IncompleteAnswer",
     "ModelCapabilities",
+    "ResponsesStreamTranslator",
     "StreamTranslator",
     "anthropic_error",
     "capabilities_for",
@@ -27,8 +30,10 @@ __all__ = [
     "error_frame",
     "estimate_prompt_tokens",
     "parse_override",
+    "response_to_message",
     "strip_proxy_thinking",
     "timeout_error",
     "to_anthropic_message",
     "to_openai_request",
+    "to_responses_request",
 ]

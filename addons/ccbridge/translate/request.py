@@ -51,9 +51,12 @@ def to_openai_request(
 
 
 def estimate_prompt_tokens(kwargs: dict[str, Any]) -> int:
-    """A rough token count (4 characters a token) of a translated request, for servers that report no usage."""
+    """A rough token count (4 characters a token) of a translated request (Chat Completions or Responses), for
+    servers that report no usage."""
     size = len(json.dumps(kwargs.get("messages", []), ensure_ascii=False))
     size += len(json.dumps(kwargs.get("tools", []), ensure_ascii=False))
+    size += len(json.dumps(kwargs["input"], ensure_ascii=False)) if "input" in kwargs else 0
+    size += len(kwargs.get("instructions") or "")
     return max(1, size // 4)
 
 
