@@ -252,11 +252,14 @@ def test_the_routed_exchange_is_stored_with_both_sides(mocks: tuple[MockAnthropi
         with anthropic.Anthropic(base_url=proxy.url, api_key=API_KEY, max_retries=0, timeout=30) as sdk:
             with sdk.messages.stream(**ask("thinking_then_two_parallel_tool_calls")) as stream:
                 stream.get_final_message()
+            with pytest.raises(anthropic.APIStatusError), sdk.messages.stream(**ask("response_failed")) as stream:
+                stream.get_final_message()
         assert proxy.stop() == 0
         stored = proxy.exchanges()
         with proxy.db() as db:
             provider_sent = load_raw(db, stored[0].provider_response_hash)
-    assert len(stored) == 1 and stored[0].routed and stored[0].stop_reason == "tool_use"
+    assert len(stored) == 2 and stored[0].routed and stored[0].stop_reason == "tool_use"
+    assert "MOCK-MIDSTREAM" in (stored[1].route or {}).get("error", "")  # a failure event is on the record too
     route = stored[0].route or {}
     assert route["provider"] == "respai" and route["api"] == "responses" and route["model"] == "gpt-mock"
     assert stored[0].provider_request is not None and "input" in stored[0].provider_request

@@ -214,6 +214,8 @@ class Sidecar:
                 pending.cancel()
             with contextlib.suppress(Exception):
                 await stream.close()  # cancels the provider request when we stop early
+        if translator.error is not None:  # ended by the translator (a failure event, a stream cut short)
+            routed.info.setdefault("error", translator.error[1])
         routed.info["stop_reason"] = translator.message["stop_reason"]
         await out.end()
 

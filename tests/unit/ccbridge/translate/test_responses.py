@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
 import pytest
 
-from ccbridge.translate.capabilities import ModelCapabilities, capabilities_for
+from ccbridge.translate.capabilities import ModelCapabilities, capabilities_for, parse_override
 from ccbridge.translate.request import IMAGE_ATTACHED, NO_RESULT, estimate_prompt_tokens, to_openai_request
 from ccbridge.translate.responses import MIN_OUTPUT_TOKENS, to_responses_request
 from tests.fixtures import all_requests
@@ -203,7 +202,8 @@ def test_without_thinking_no_summary_is_asked_for() -> None:
 
 
 def test_summaries_can_be_switched_off_for_unverified_organisations() -> None:
-    quiet = dataclasses.replace(GPT5, reasoning_summary=False)
+    override = {"gpt-5*": parse_override("gpt-5*", {"reasoning_summary": False})}  # config.yaml `capabilities:`
+    quiet = capabilities_for("openai", "openai", "gpt-5-mini", override)
     kwargs = convert({"messages": [user("hi")], "thinking": {"type": "adaptive"}}, target=quiet)
     assert kwargs["reasoning"] == {"effort": "high"}
 
