@@ -35,6 +35,7 @@ class Provider:
     api_key: str = field(default="", repr=False)
     api_key_env: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    api: str = "chat"  # "responses": called through OpenAI's Responses API instead of Chat Completions
 
 
 @dataclass(frozen=True)
@@ -236,6 +237,7 @@ def _provider(name: str, section: ProviderSettings, env: Mapping[str, str], need
         api_key=api_key,
         api_key_env=section.api_key_env,
         headers=dict(section.headers),
+        api=section.api,
     )
 
 

@@ -102,6 +102,8 @@ class ProviderSettings(_Section):
     kind: str | None = Field(None, description=f"one of {', '.join(PROVIDER_KINDS)} (default: from base_url)")
     headers: Annotated[dict[str, str], OrEmpty] = Field(default_factory=dict, description=(
         "a mapping of header names to strings"))
+    api: Literal["chat", "responses"] = Field("chat", description=(
+        "chat (Chat Completions) or responses (OpenAI's Responses API)"))
 
     @field_validator("base_url")
     @classmethod
@@ -174,7 +176,7 @@ class Settings(_Section):
     upstream: UpstreamSettings = Field(default_factory=UpstreamSettings, description="a mapping (read_timeout_s)")
     viewer: ViewerSettings = Field(default_factory=ViewerSettings, description="a mapping (host, port, ...)")
     providers: Annotated[dict[str, ProviderSettings], OrEmpty] = Field(default_factory=dict, description=(
-        "a mapping of provider names to {base_url, api_key or api_key_env, kind, headers}"))
+        "a mapping of provider names to {base_url, api_key or api_key_env, kind, headers, api}"))
     subagents: SubagentSettings = Field(default_factory=SubagentSettings, description=(
         "a mapping (enable, default_provider, mappings)"))
     models: Annotated[dict[str, RouteEntry], OrEmpty] = Field(default_factory=dict, description=(

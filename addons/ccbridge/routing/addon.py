@@ -6,11 +6,12 @@ with `subagents.mappings` and/or `models` in config.yaml (see config.yaml.exampl
 it leaves every flow alone.
 
 `request`: a `POST /v1/messages` whose subagent (rules `agent_call`, `system_prompt`) or requested model
-(rule `model`) has a route is translated to a Chat Completions call, registered with the in-process server
-(`sidecar.py`, which says why it exists) and pointed at it; nothing else of the flow changes, so the capture
-addon (after this one in the chain, having taken its copy of the request in `requestheaders`) records what
-Claude Code sent. A `POST /v1/messages/count_tokens` for such a subagent or model is answered here with an
-estimate, never sent to Anthropic (which may not be reachable with the user's credentials).
+(rule `model`) has a route is translated to a Chat Completions call (a Responses call for a provider with
+`api: responses`), registered with the in-process server (`sidecar.py`, which says why it exists) and
+pointed at it; nothing else of the flow changes, so the capture addon (after this one in the chain, having
+taken its copy of the request in `requestheaders`) records what Claude Code sent. A
+`POST /v1/messages/count_tokens` for such a subagent or model is answered here with an estimate, never sent
+to Anthropic (which may not be reachable with the user's credentials).
 `response`: the Agent/Task calls in the answers Anthropic gives are remembered, so the subagent requests
 they start can be recognised by rule 1.
 
@@ -43,7 +44,7 @@ from ccbridge.routing.agents import (
 )
 from ccbridge.routing.sidecar import TOKEN_HEADER, RoutedRequest, Sidecar
 from ccbridge.sse import assemble_message, parse_events
-from ccbridge.translate import count_input_tokens, estimate_prompt_tokens, to_openai_request
+from ccbridge.translate import count_input_tokens, estimate_prompt_tokens, to_openai_request, to_responses_request
 
 log = logging.getLogger("ccbridge.routing")
 
@@ -199,8 +200,8 @@ class Routing:
         request = flow.request
         settings = self.settings
         provider = settings.providers[route.provider]
-        kwargs = to_openai_request(body, settings.capabilities_of(route), model=route.model,
-                                   session_id=who.session_id)
+        translate = to_responses_request if provider.api == "responses" else to_openai_request
+        kwargs = translate(body, settings.capabilities_of(route), model=route.model, session_id=who.session_id)
         return RoutedRequest(
             route=route,
             provider=provider,
@@ -242,6 +243,7 @@ class Routing:
             "agent_id": who.agent_id,
             "provider": provider.name,
             "kind": provider.kind,
+            "api": provider.api,
             "model": route.model,
             "requested_model": requested_model,
             "fallback": route.fallback,

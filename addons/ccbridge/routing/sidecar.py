@@ -33,10 +33,12 @@ from ccbridge.routing.provider import PROVIDER_ERRORS, AnthropicRelay, ProviderC
 from ccbridge.routing.server import HttpServer, ResponseWriter
 from ccbridge.translate import (
     IncompleteAnswer,
+    ResponsesStreamTranslator,
     StreamTranslator,
     anthropic_error,
     error_for_exception,
     original_tool_names,
+    response_to_message,
     stream_error_for_exception,
     strip_proxy_thinking,
     timeout_error,
@@ -60,7 +62,7 @@ class RoutedRequest:
 
     route: Route
     provider: Provider
-    kwargs: dict[str, Any]  # for `chat.completions.create`
+    kwargs: dict[str, Any]  # for `chat.completions.create`, or `responses.create` when provider.api is "responses"
     body: dict[str, Any]  # the Anthropic request as Claude Code sent it
     raw_body: bytes
     stream: bool
@@ -132,7 +134,8 @@ class Sidecar:
 
     async def answer(self, routed: RoutedRequest, out: ResponseWriter) -> None:
         """Answer one routed request on `out`, as the Anthropic API would."""
-        create = self.clients.client(routed.provider, self.timeout).chat.completions.create
+        client = self.clients.client(routed.provider, self.timeout)
+        create = client.responses.create if routed.provider.api == "responses" else client.chat.completions.create
         try:
             result = await create(**routed.kwargs)
         except asyncio.CancelledError:
@@ -158,10 +161,18 @@ class Sidecar:
             await self._whole(routed, result, out)
 
     async def _stream(self, routed: RoutedRequest, stream: Any, out: ResponseWriter) -> None:
-        translator = StreamTranslator(
-            routed.requested_model, routed.message_id, input_tokens_estimate=routed.input_tokens_estimate,
-            stop_sequences=_stop_sequences(routed.body), tool_names=original_tool_names(routed.body),
-        )
+        translator: StreamTranslator | ResponsesStreamTranslator
+        tool_names = original_tool_names(routed.body)
+        if routed.provider.api == "responses":
+            translator = ResponsesStreamTranslator(
+                routed.requested_model, routed.message_id, input_tokens_estimate=routed.input_tokens_estimate,
+                provider=f"{routed.provider.name} ({routed.route.model})", tool_names=tool_names,
+            )
+        else:
+            translator = StreamTranslator(
+                routed.requested_model, routed.message_id, input_tokens_estimate=routed.input_tokens_estimate,
+                stop_sequences=_stop_sequences(routed.body), tool_names=tool_names,
+            )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         pending: asyncio.Future[Any] | None = None
@@ -208,17 +219,27 @@ class Sidecar:
                 pending.cancel()
             with contextlib.suppress(Exception):
                 await stream.close()  # cancels the provider request when we stop early
+        if translator.error is not None:  # ended by the translator (a failure event, a stream cut short)
+            routed.info.setdefault("error", translator.error[1])
         routed.info["stop_reason"] = translator.message["stop_reason"]
         await out.end()
 
     async def _whole(self, routed: RoutedRequest, completion: Any, out: ResponseWriter) -> None:
         routed.provider_response += completion.to_json(indent=None).encode()
         try:
-            message = to_anthropic_message(
-                completion.model_dump(), routed.requested_model, routed.message_id,
-                input_tokens_estimate=routed.input_tokens_estimate, stop_sequences=_stop_sequences(routed.body),
-                tool_names=original_tool_names(routed.body),
-            )
+            if routed.provider.api == "responses":
+                message = response_to_message(
+                    completion.model_dump(), routed.requested_model, routed.message_id,
+                    input_tokens_estimate=routed.input_tokens_estimate,
+                    provider=f"{routed.provider.name} ({routed.route.model})",
+                    tool_names=original_tool_names(routed.body),
+                )
+            else:
+                message = to_anthropic_message(
+                    completion.model_dump(), routed.requested_model, routed.message_id,
+                    input_tokens_estimate=routed.input_tokens_estimate, stop_sequences=_stop_sequences(routed.body),
+                    tool_names=original_tool_names(routed.body),
+                )
         except IncompleteAnswer as exc:
             routed.info["error"] = str(exc)
             status = _STATUS_OF_ERROR.get(exc.error_type, 500)

@@ -1,4 +1,4 @@
-"""Translation between the Anthropic Messages API and OpenAI Chat Completions (pure functions, no I/O).
+"""Translation between the Anthropic Messages API and OpenAI Chat Completions or Responses (pure, no I/O).
 
 These are the names the rest of ccbridge uses; the capability table of the target models is beside them.
 """
@@ -19,6 +19,8 @@ from ccbridge.translate.request import (
     to_openai_request,
 )
 from ccbridge.translate.response import IncompleteAnswer, to_anthropic_message
+from ccbridge.translate.responses import to_responses_request
+from ccbridge.translate.responses_stream import ResponsesStreamTranslator, response_to_message
 from ccbridge.translate.stream import StreamTranslator
 from ccbridge.translate.tool_names import original_tool_names, provider_tool_names
 
@@ -26,6 +28,7 @@ __all__ = [
     "PROVIDER_KINDS",
     "IncompleteAnswer",
     "ModelCapabilities",
+    "ResponsesStreamTranslator",
     "StreamTranslator",
     "anthropic_error",
     "capabilities_for",
@@ -37,9 +40,11 @@ __all__ = [
     "original_tool_names",
     "parse_override",
     "provider_tool_names",
+    "response_to_message",
     "stream_error_for_exception",
     "strip_proxy_thinking",
     "timeout_error",
     "to_anthropic_message",
     "to_openai_request",
+    "to_responses_request",
 ]

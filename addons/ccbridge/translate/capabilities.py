@@ -35,6 +35,7 @@ class ModelCapabilities:
     disabled_effort: str | None = None  # effort sent when Claude Code asks for no thinking
     reasoning_with_tools: bool = True  # False: Chat Completions rejects tools unless effort is "none"
     sampling_with_reasoning: bool = True  # False: temperature/top_p only without reasoning
+    reasoning_summary: bool = True  # Responses API: ask for summaries (OpenAI refuses them to unverified orgs)
     vision: bool = True
     pdf: bool = False  # OpenAI `file` content parts
     system_in_middle: bool = True  # False: mid-conversation system messages become user text

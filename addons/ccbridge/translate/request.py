@@ -62,9 +62,12 @@ def to_openai_request(
 
 
 def estimate_prompt_tokens(kwargs: dict[str, Any]) -> int:
-    """A rough token count (4 characters a token) of a translated request, for servers that report no usage."""
+    """A rough token count (4 characters a token) of a translated request (Chat Completions or Responses), for
+    servers that report no usage."""
     size = len(json.dumps(kwargs.get("messages", []), ensure_ascii=False))
     size += len(json.dumps(kwargs.get("tools", []), ensure_ascii=False))
+    size += len(json.dumps(kwargs["input"], ensure_ascii=False)) if "input" in kwargs else 0
+    size += len(kwargs.get("instructions") or "")
     return max(1, size // 4)
 
 
@@ -371,7 +374,8 @@ def _tool_choice(
     elif kind == "none":
         out["tool_choice"] = "none"
     elif kind == "tool":
-        name = names.get(choice.get("name"), choice.get("name"))
+        wanted = str(choice.get("name") or "")
+        name = names.get(wanted, wanted)
         out["tool_choice"] = {"type": "function", "function": {"name": name}} if name in offered else "required"
     if choice.get("disable_parallel_tool_use") and target.supports_parallel_tool_calls and kind != "none":
         out["parallel_tool_calls"] = False

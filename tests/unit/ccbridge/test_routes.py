@@ -236,6 +236,13 @@ def test_provider_kind_is_guessed_from_the_url_or_given() -> None:
     )
 
 
+def test_provider_api_is_chat_unless_responses_is_asked_for() -> None:
+    providers = parse(with_("providers.openai.api", "responses")).providers
+    assert providers["openai"].api == "responses" and providers["ollama"].api == "chat"
+    error = fails(with_("providers.ollama.api", "completions"))
+    assert error.key == "providers.ollama.api" and "chat" in error.problem and "responses" in error.problem
+
+
 # --- only what a route uses is checked ----------------------------------------------------------------------
 
 OLLAMA_ONLY = {
