@@ -119,3 +119,11 @@ def test_no_function_level_import_of_our_own_code():
 @pytest.mark.parametrize("rule", [LEAVES, VIEWER_MAY_IMPORT])
 def test_every_named_module_exists(rule):
     assert all(is_module(name) for name in rule), [name for name in rule if not is_module(name)]
+
+
+def test_architecture_md_names_every_module_the_rules_name():
+    text = (ROOT / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    names = [name.removeprefix("ccbridge.") for name in (*LEAVES, *VIEWER_MAY_IMPORT, *ABOVE_LEAVES)]
+    missing = [name for name in names
+               if not any(f"`{form}" in text for form in (name, f"{name}.py", f"{name}/", name.replace(".", "/")))]
+    assert missing == []

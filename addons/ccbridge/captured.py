@@ -1,7 +1,7 @@
 """What the proxy hands to storage for one exchange: plain data, copied out of a mitmproxy flow.
 
 Hooks only take references (no copying, no decoding, no parsing); everything costly happens later in the
-writer thread, in `storage/record.py`.
+writer process, in `storage/record.py`.
 """
 
 from __future__ import annotations
