@@ -76,6 +76,7 @@ def test_make_run_records_shows_and_stops_cleanly_on_ctrl_c(tmp_path: Path):
             log.close()
     output = (tmp_path / "make-run.log").read_text(errors="replace")
     assert "ANTHROPIC_BASE_URL=http://127.0.0.1:" in output
-    assert "ccbridge: 1 exchanges recorded, 0 failed" in output, output[-3000:]
+    # one request, unless a client timeout on a loaded machine made wait_until send it again: all are recorded
+    assert f"ccbridge: {len(mock.requests)} exchanges recorded, 0 failed" in output, output[-3000:]
     assert group_gone(make.pid, seconds=20), "a process of `make run` outlived it"
     assert (tmp_path / "data" / "ccbridge" / "ccbridge.db").is_file()
