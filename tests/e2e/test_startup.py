@@ -25,7 +25,8 @@ def start(tmp_path: Path, config_text: str | None, *extra: str) -> subprocess.Co
 
 
 @pytest.mark.parametrize("config_text,message", [
-    ("storage:\n  batch_sise: 10\n", "storage.batch_sise: unknown key; allowed: batch_seconds, batch_size, journal_dir, url"),
+    ("storage:\n  batch_sise: 10\n",
+     "storage.batch_sise: unknown key; allowed: batch_seconds, batch_size, journal_dir, url"),
     ("capture:\n  max_body_mb: lots\n", "capture.max_body_mb: expected a positive number"),
     ("viewer:\n  port: 0\n", "viewer.port: expected 1..65535"),
     ("routng: {}\n", "routng: unknown section"),

@@ -1,6 +1,5 @@
 """The capture hooks on mitmproxy test flows: chunks pass through unchanged, records are complete."""
 
-from dataclasses import dataclass, field
 
 import pytest
 from mitmproxy import exceptions
@@ -8,18 +7,7 @@ from mitmproxy.test import taddons, tflow, tutils
 
 from ccbridge.capture import Capture, Tee, error_kind
 from ccbridge.captured import CapturedExchange
-
-
-@dataclass
-class Recorder:
-    capture_hosts: tuple[str, ...] = ("api.anthropic.com",)
-    max_body_bytes: int = 64 * 1024 * 1024
-    read_timeout_s: float = 600.0
-    redact_body_secrets: bool = False
-    records: list[CapturedExchange] = field(default_factory=list)
-
-    def submit(self, captured):
-        self.records.append(captured)
+from tests.support.doubles import Recorder
 
 
 def sse_flow():

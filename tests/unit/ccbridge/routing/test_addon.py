@@ -10,7 +10,6 @@ import json
 import logging
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -32,10 +31,11 @@ from ccbridge.flow_meta import (
 )
 from ccbridge.identity import Identity
 from ccbridge.routing.addon import META_TOKEN, Routing
-from ccbridge.routing.sidecar import TOKEN_HEADER, RoutedRequest, Sidecar
+from ccbridge.routing.sidecar import TOKEN_HEADER, Sidecar
 from ccbridge.settings import Settings, parse_settings
 from ccbridge.sse import parse_events
 from tests.fixtures import FIXTURES, VERSIONS, captured_requests
+from tests.support.doubles import Recorder, streamed_request
 from tests.support.mock_anthropic import message_events, tool_use_block
 from tests.support.mock_openai import MockOpenAI, Pause, chunk, closed_port
 
@@ -257,16 +257,6 @@ async def test_an_unmapped_subagent_goes_to_anthropic(routing: Routing) -> None:
     assert routing.memory.agent(flow.request.headers["x-claude-code-agent-id"]).name == "doc-writer"
 
 
-@dataclass
-class Recorder:
-    capture_hosts: tuple[str, ...] = ("api.anthropic.com",)
-    max_body_bytes: int = 64 * 1024 * 1024
-    read_timeout_s: float = 600.0
-    redact_body_secrets: bool = False
-    records: list[CapturedExchange] = field(default_factory=list)
-
-    def submit(self, captured: CapturedExchange) -> None:
-        self.records.append(captured)
 
 
 async def test_capture_records_what_claude_code_sent(routing: Routing) -> None:
@@ -341,11 +331,7 @@ async def test_the_sidecar_ends_a_stream_that_outlives_the_timeout() -> None:
         providers["mockai"] = dataclasses.replace(providers["mockai"], base_url=provider.base_url)
         route = settings.agents["code-reviewer"]
         body = {"model": "claude-x", "max_tokens": 10, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
-        routed = RoutedRequest(route=route, provider=providers["mockai"],
-                               kwargs={"model": "gpt-mock", "messages": body["messages"], "stream": True},
-                               body=body, raw_body=json.dumps(body).encode(), stream=True, requested_model="claude-x",
-                               upstream_url="http://127.0.0.1:9/v1/messages", upstream_headers=[], info={},
-                               provider_response=bytearray())
+        routed = streamed_request(route, providers["mockai"], body)
         sidecar = Sidecar(ping_interval=settings.ping_interval, timeout=settings.timeout)
         await sidecar.start()
         try:

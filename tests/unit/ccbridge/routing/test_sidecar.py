@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 
-from ccbridge.routing.sidecar import TOKEN_HEADER, RoutedRequest, Sidecar
+from ccbridge.routing.sidecar import TOKEN_HEADER, Sidecar
 from ccbridge.settings import parse_settings
+from tests.support.doubles import streamed_request
 from tests.support.mock_openai import MockOpenAI, Stall, chunk
 
 GUARD = 10.0  # seconds: only so that a broken sidecar fails the test instead of hanging it
@@ -23,11 +23,7 @@ async def test_a_client_leaving_mid_answer_cancels_the_provider_request() -> Non
         provider.script = [chunk({"role": "assistant", "content": ""}), Stall(20)]
         mockai = dataclasses.replace(settings.providers["mockai"], base_url=provider.base_url)
         body = {"model": "claude-x", "max_tokens": 10, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
-        routed = RoutedRequest(route=settings.agents["code-reviewer"], provider=mockai,
-                               kwargs={"model": "gpt-mock", "messages": body["messages"], "stream": True},
-                               body=body, raw_body=json.dumps(body).encode(), stream=True, requested_model="claude-x",
-                               upstream_url="http://127.0.0.1:9/v1/messages", upstream_headers=[], info={},
-                               provider_response=bytearray())
+        routed = streamed_request(settings.agents["code-reviewer"], mockai, body)
         sidecar = Sidecar(ping_interval=settings.ping_interval, timeout=settings.timeout)
         await sidecar.start()
         try:
