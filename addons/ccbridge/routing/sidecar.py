@@ -38,11 +38,9 @@ from ccbridge.translate import (
     anthropic_error,
     error_for_exception,
     original_tool_names,
-    response_to_message,
     stream_error_for_exception,
     strip_proxy_thinking,
     timeout_error,
-    to_anthropic_message,
 )
 from ccbridge.translate.errors import error_body
 
@@ -161,18 +159,7 @@ class Sidecar:
             await self._whole(routed, result, out)
 
     async def _stream(self, routed: RoutedRequest, stream: Any, out: ResponseWriter) -> None:
-        translator: StreamTranslator | ResponsesStreamTranslator
-        tool_names = original_tool_names(routed.body)
-        if routed.provider.api == "responses":
-            translator = ResponsesStreamTranslator(
-                routed.requested_model, routed.message_id, input_tokens_estimate=routed.input_tokens_estimate,
-                provider=f"{routed.provider.name} ({routed.route.model})", tool_names=tool_names,
-            )
-        else:
-            translator = StreamTranslator(
-                routed.requested_model, routed.message_id, input_tokens_estimate=routed.input_tokens_estimate,
-                stop_sequences=_stop_sequences(routed.body), tool_names=tool_names,
-            )
+        translator = _translator(routed)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         pending: asyncio.Future[Any] | None = None
@@ -227,19 +214,7 @@ class Sidecar:
     async def _whole(self, routed: RoutedRequest, completion: Any, out: ResponseWriter) -> None:
         routed.provider_response += completion.to_json(indent=None).encode()
         try:
-            if routed.provider.api == "responses":
-                message = response_to_message(
-                    completion.model_dump(), routed.requested_model, routed.message_id,
-                    input_tokens_estimate=routed.input_tokens_estimate,
-                    provider=f"{routed.provider.name} ({routed.route.model})",
-                    tool_names=original_tool_names(routed.body),
-                )
-            else:
-                message = to_anthropic_message(
-                    completion.model_dump(), routed.requested_model, routed.message_id,
-                    input_tokens_estimate=routed.input_tokens_estimate, stop_sequences=_stop_sequences(routed.body),
-                    tool_names=original_tool_names(routed.body),
-                )
+            message = _translator(routed).whole(completion.model_dump())
         except IncompleteAnswer as exc:
             routed.info["error"] = str(exc)
             status = _STATUS_OF_ERROR.get(exc.error_type, 500)
@@ -274,6 +249,20 @@ class Sidecar:
 
 def _request_id() -> dict[str, str]:
     return {"request-id": "req_ccbridge_" + secrets.token_hex(12)}
+
+
+def _translator(routed: RoutedRequest) -> StreamTranslator | ResponsesStreamTranslator:
+    """What turns the provider's answer into Anthropic's, streamed (`feed`) or whole (`whole`)."""
+    tool_names = original_tool_names(routed.body)
+    if routed.provider.api == "responses":
+        return ResponsesStreamTranslator(
+            routed.requested_model, routed.message_id, input_tokens_estimate=routed.input_tokens_estimate,
+            provider=f"{routed.provider.name} ({routed.route.model})", tool_names=tool_names,
+        )
+    return StreamTranslator(
+        routed.requested_model, routed.message_id, input_tokens_estimate=routed.input_tokens_estimate,
+        stop_sequences=_stop_sequences(routed.body), tool_names=tool_names,
+    )
 
 
 def _stop_sequences(body: Mapping[str, Any]) -> list[str]:

@@ -18,10 +18,9 @@ from ccbridge.translate.request import (
     strip_proxy_thinking,
     to_openai_request,
 )
-from ccbridge.translate.response import IncompleteAnswer, to_anthropic_message
 from ccbridge.translate.responses import to_responses_request
-from ccbridge.translate.responses_stream import ResponsesStreamTranslator, response_to_message
-from ccbridge.translate.stream import StreamTranslator
+from ccbridge.translate.responses_stream import ResponsesStreamTranslator
+from ccbridge.translate.stream import IncompleteAnswer, StreamTranslator
 from ccbridge.translate.tool_names import original_tool_names, provider_tool_names
 
 __all__ = [
@@ -40,11 +39,9 @@ __all__ = [
     "original_tool_names",
     "parse_override",
     "provider_tool_names",
-    "response_to_message",
     "stream_error_for_exception",
     "strip_proxy_thinking",
     "timeout_error",
-    "to_anthropic_message",
     "to_openai_request",
     "to_responses_request",
 ]

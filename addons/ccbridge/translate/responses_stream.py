@@ -7,8 +7,8 @@ by one state machine for both APIs. What is Responses-specific lives here: items
 and item id, text and arguments some servers send only whole (in `.done` events), reasoning summaries, and
 failures that arrive as events rather than as HTTP errors.
 
-A non-streamed `Response` is replayed through the same translator (`response_to_message`), so both paths
-give the same message.
+A non-streamed `Response` is replayed through the same translator (`whole`), so both paths give the same
+message.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from ccbridge.translate.errors import context_length_message
-from ccbridge.translate.response import IncompleteAnswer
-from ccbridge.translate.stream import StreamTranslator
+from ccbridge.translate.stream import IncompleteAnswer, StreamTranslator
 
 # Responses error codes -> Anthropic error types (anything else is an api_error).
 _ERROR_TYPES = {
@@ -226,35 +225,21 @@ class ResponsesStreamTranslator:
         detail = f"{message} [{code}]" if code else message
         return self._chat.fail(error_type, f"{self.provider} failed: {detail}")
 
+    def whole(self, response: Mapping[str, Any]) -> dict[str, Any]:
+        """The Anthropic message for a non-streamed `Response` (its `model_dump()`).
+
+        Raises `IncompleteAnswer` where the stream would end with an error event (a failed response, or an
+        empty answer under `empty_reply="error"`).
+        """
+        status = response.get("status") or "completed"
+        self.feed({"type": _TERMINAL.get(status, "response.completed"), "response": response})
+        self.finish()
+        if self.error is not None:
+            raise IncompleteAnswer(*self.error)
+        return self.message
+
     def _delta(self, delta: dict[str, Any]) -> bytes:
         return self._chat.feed({"choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
-
-
-def response_to_message(
-    response: Mapping[str, Any],
-    requested_model: str,
-    message_id: str,
-    *,
-    input_tokens_estimate: int = 0,
-    emit_thinking: bool = True,
-    empty_reply: Literal["placeholder", "error"] = "placeholder",
-    provider: str = "the provider",
-    tool_names: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
-    """The Anthropic message for a non-streamed `Response` (its `model_dump()`).
-
-    Raises `IncompleteAnswer` where the stream would end with an error event (a failed response, or an
-    empty answer under `empty_reply="error"`).
-    """
-    translator = ResponsesStreamTranslator(requested_model, message_id, input_tokens_estimate=input_tokens_estimate,
-                                           emit_thinking=emit_thinking, empty_reply=empty_reply, provider=provider,
-                                           tool_names=tool_names)
-    status = response.get("status") or "completed"
-    translator.feed({"type": _TERMINAL.get(status, "response.completed"), "response": response})
-    translator.finish()
-    if translator.error is not None:
-        raise IncompleteAnswer(*translator.error)
-    return translator.message
 
 
 def chat_usage(response: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -4,7 +4,9 @@
 time. It keeps the grammar the Anthropic SDK relies on: one `message_start`; content blocks indexed
 0, 1, 2... in start order, one open at a time, never an empty text block; tool input only through
 `input_json_delta`; one `message_delta` (stop reason and cumulative usage) just before `message_stop`.
-Its `message` property is the final Anthropic message, which the non-streaming path returns as is.
+Its `message` property is the final Anthropic message. A non-streaming completion is replayed through the
+same machine as one chunk (`whole`), so the JSON path gives exactly the message the SSE path would (Claude
+Code falls back to non-streaming after a stream error).
 """
 
 from __future__ import annotations
@@ -34,6 +36,14 @@ class _ToolCall:
     arguments: str = ""
     block: int | None = None  # Anthropic content index once its block is opened
     closed: bool = False
+
+
+class IncompleteAnswer(ValueError):
+    """The answer cannot be returned as a message; answer with an error of `error_type` instead."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
 
 
 class StreamTranslator:
@@ -140,6 +150,18 @@ class StreamTranslator:
         self._emit("message_stop", {"type": "message_stop"})
         self.finished = True
         return self._drain()
+
+    def whole(self, completion: Mapping[str, Any]) -> dict[str, Any]:
+        """The Anthropic message for a non-streamed `completion` (a `ChatCompletion.model_dump()`).
+
+        Raises `IncompleteAnswer` where the stream would end with an error event: no finish_reason, or an
+        empty answer under `empty_reply="error"`.
+        """
+        self.feed(as_chunk(completion))
+        self.finish()
+        if self.error is not None:
+            raise IncompleteAnswer(*self.error)
+        return self.message
 
     def fail(self, error_type: str, message: str) -> bytes:
         """An `error` event ending the stream (the SDK raises it as an APIError)."""
@@ -402,3 +424,21 @@ def _parse_arguments(arguments: str) -> Any:
 
 def _zero_usage() -> dict[str, int]:
     return {"input_tokens": 0, "output_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+
+
+def as_chunk(completion: Mapping[str, Any]) -> dict[str, Any]:
+    """The one stream chunk carrying everything in `completion`."""
+    choices = []
+    for choice in completion.get("choices") or []:
+        message = dict(choice.get("message") or {})
+        tool_calls = [{**call, "index": i} for i, call in enumerate(message.get("tool_calls") or [])]
+        delta = {**message, "tool_calls": tool_calls}
+        choices.append(
+            {
+                "index": choice.get("index", 0),
+                "delta": delta,
+                "finish_reason": choice.get("finish_reason"),
+                **({"stop_reason": choice["stop_reason"]} if "stop_reason" in choice else {}),
+            }
+        )
+    return {"choices": choices, "usage": completion.get("usage")}

@@ -7,8 +7,8 @@ from typing import Any
 import anthropic
 import pytest
 
-from ccbridge.translate.response import IncompleteAnswer
-from ccbridge.translate.responses_stream import ResponsesStreamTranslator, response_to_message
+from ccbridge.translate.responses_stream import ResponsesStreamTranslator
+from ccbridge.translate.stream import IncompleteAnswer
 from tests.support.mock_responses import (
     error_event,
     events,
@@ -245,11 +245,12 @@ def test_the_sdk_accumulator_reads_the_stream(name: str) -> None:
 @pytest.mark.parametrize("name", list(SCRIPTS))
 def test_a_non_streamed_response_gives_the_streamed_message(name: str) -> None:
     _, streamed = translate(SCRIPTS[name])
-    whole = response_to_message(response_of(SCRIPTS[name]), MODEL, "msg_test")
+    whole = ResponsesStreamTranslator(MODEL, "msg_test").whole(response_of(SCRIPTS[name]))
     assert whole == streamed.message
 
 
 def test_a_failed_non_streamed_response_is_an_incomplete_answer() -> None:
+    translator = ResponsesStreamTranslator(MODEL, "msg_test", provider="mockai")
     with pytest.raises(IncompleteAnswer) as caught:
-        response_to_message(response_of(failed("server_error", "boom")), MODEL, "msg_test", provider="mockai")
+        translator.whole(response_of(failed("server_error", "boom")))
     assert caught.value.error_type == "api_error" and "mockai failed: boom" in str(caught.value)

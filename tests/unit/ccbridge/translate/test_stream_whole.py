@@ -1,4 +1,4 @@
-"""to_anthropic_message: the non-streaming path gives the same message as streaming the same answer."""
+"""StreamTranslator.whole: the non-streaming path gives the same message as streaming the same answer."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from ccbridge.translate.response import IncompleteAnswer, to_anthropic_message
-from ccbridge.translate.stream import StreamTranslator
+from ccbridge.translate.stream import IncompleteAnswer, StreamTranslator
 
 MODEL = "claude-haiku-4-5"
 
@@ -96,11 +95,11 @@ ANSWERS = {
 
 @pytest.mark.parametrize("name", sorted(ANSWERS))
 def test_json_path_equals_streaming_path(name: str) -> None:
-    assert to_anthropic_message(ANSWERS[name], MODEL, "msg_same") == streamed(ANSWERS[name])
+    assert StreamTranslator(MODEL, "msg_same").whole(ANSWERS[name]) == streamed(ANSWERS[name])
 
 
 def test_message_shape() -> None:
-    message = to_anthropic_message(ANSWERS["tools_only"], MODEL, "msg_1")
+    message = StreamTranslator(MODEL, "msg_1").whole(ANSWERS["tools_only"])
     assert message == {
         "id": "msg_1",
         "type": "message",
@@ -122,31 +121,31 @@ def test_message_shape() -> None:
 
 
 def test_reasoning_comes_first_and_no_empty_text_block() -> None:
-    content = to_anthropic_message(ANSWERS["reasoning_and_text"], MODEL, "m")["content"]
+    content = StreamTranslator(MODEL, "m").whole(ANSWERS["reasoning_and_text"])["content"]
     assert [b["type"] for b in content] == ["thinking", "text"]
-    content = to_anthropic_message(ANSWERS["whitespace_then_tool"], MODEL, "m")["content"]
+    content = StreamTranslator(MODEL, "m").whole(ANSWERS["whitespace_then_tool"])["content"]
     assert [b["type"] for b in content] == ["tool_use"]
 
 
 def test_missing_usage_is_estimated() -> None:
-    usage = to_anthropic_message(ANSWERS["reasoning_and_text"], MODEL, "m", input_tokens_estimate=77)["usage"]
+    usage = StreamTranslator(MODEL, "m", input_tokens_estimate=77).whole(ANSWERS["reasoning_and_text"])["usage"]
     assert usage["input_tokens"] == 77 and usage["output_tokens"] > 0
 
 
 def test_no_finish_reason_is_an_incomplete_answer() -> None:
     with pytest.raises(IncompleteAnswer) as caught:
-        to_anthropic_message(completion({"content": "half"}, finish=None), MODEL, "m")
+        StreamTranslator(MODEL, "m").whole(completion({"content": "half"}, finish=None))
     assert caught.value.error_type == "api_error"
 
 
 def test_empty_answer_can_be_refused() -> None:
     with pytest.raises(IncompleteAnswer):
-        to_anthropic_message(ANSWERS["empty"], MODEL, "m", empty_reply="error")
+        StreamTranslator(MODEL, "m", empty_reply="error").whole(ANSWERS["empty"])
 
 
 def test_a_shortened_tool_name_is_restored_in_the_json_answer() -> None:
     short = "mcp__claude_ai_Company_Knowledge_Base__search_docu_0123456789"
     long_name = "mcp__claude_ai_Company_Knowledge_Base__search_documents_by_semantic_similarity_with_filter"
     answer = completion({"content": None, "tool_calls": [call("c1", short, {"q": "x"})]}, finish="tool_calls")
-    message = to_anthropic_message(answer, MODEL, "msg_1", tool_names={short: long_name})
+    message = StreamTranslator(MODEL, "msg_1", tool_names={short: long_name}).whole(answer)
     assert [(b["type"], b["name"], b["input"]) for b in message["content"]] == [("tool_use", long_name, {"q": "x"})]
