@@ -190,6 +190,32 @@ class JournalCheckpoint(SQLModel, table=True):
     updated_at: datetime
 
 
+class AlternateAnswer(SQLModel, table=True):
+    """Another model's answer to a recorded request: a `ccbridge replay`, or a shadow route's copy.
+
+    The request is the original exchange's (rebuilt from storage); what differs is where it went and what
+    came back. Costs are computed when the row is written, from the configured or genai-prices prices.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    exchange_id: int = Field(index=True)  # the original request (Exchange.id)
+    kind: str = Field(max_length=16)  # replay | shadow
+    provider: str = Field(max_length=128)  # a routing provider's name, or "anthropic"
+    model: str = Field(max_length=255)
+    api: str | None = Field(default=None, max_length=16)  # chat | responses | messages
+    created_at: datetime
+    request: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))  # as sent to the provider
+    answer: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))  # as an Anthropic message
+    raw_response: bytes | None = Field(default=None, sa_column=Column(LargeBinary))  # the provider's own bytes
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cost_usd: float | None = None  # None: no price known for this model
+    ttfb_ms: float | None = None
+    duration_ms: float | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text))
+
+
 def table_of(model: type[SQLModel]) -> Table:
     """The Core table of a model, for bulk inserts of plain dicts."""
     table = inspect(model).local_table
