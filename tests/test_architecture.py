@@ -14,12 +14,13 @@ VIEWER = ROOT / "viewer"
 
 # Pure modules: they know nothing of the proxy, the storage or the viewer.
 LEAVES = ("ccbridge.translate", "ccbridge.sse", "ccbridge.identity", "ccbridge.redact", "ccbridge.headers",
-          "ccbridge.claude_code", "ccbridge.errors")
+          "ccbridge.claude_code", "ccbridge.errors", "ccbridge.prices")
 ABOVE_LEAVES = ("ccbridge.routing", "ccbridge.storage", "ccbridge.capture", "ccbridge.runtime", "ccbridge.cli",
                 "ccbridge.settings", "viewer")
-# What the viewer may take from the addon package: the storage read API, the models and the settings.
+# What the viewer may take from the addon package: the storage read API, the models and the settings; and
+# the price lookup, which the addon needs too (costs of replayed and shadow answers).
 VIEWER_MAY_IMPORT = ("ccbridge.storage.read", "ccbridge.storage.models", "ccbridge.settings", "ccbridge.errors",
-                     "ccbridge.claude_code")
+                     "ccbridge.claude_code", "ccbridge.prices")
 
 
 @dataclass(frozen=True)

@@ -163,6 +163,13 @@ class RoutingOptions(_Section):
         "0..65535 (the routing server's loopback port; 0: any free port)"))
 
 
+class PriceSettings(_Section):
+    input: float = Field(ge=0, description="USD per million input tokens (0 or more)")
+    output: float = Field(ge=0, description="USD per million output tokens (0 or more)")
+    cache_read: float | None = Field(None, ge=0, description=(
+        "USD per million cache-read tokens (0 or more; default: the input price)"))
+
+
 # what `providers.openai` is when a route uses it and `providers:` does not define it
 BUILTIN_OPENAI_SETTINGS = ProviderSettings(base_url="https://api.openai.com/v1", api_key_env="OPENAI_API_KEY")
 
@@ -185,6 +192,8 @@ class Settings(_Section):
         "a mapping of model globs to capability fields"))
     routing_options: RoutingOptions = Field(default_factory=RoutingOptions, alias="routing", description=(
         "a mapping (ping_interval, agent_dirs, timeout, listen_port)"))
+    prices: Annotated[dict[str, PriceSettings], OrEmpty] = Field(default_factory=dict, description=(
+        "a mapping of provider/model to {input, output, cache_read} in USD per million tokens"))
 
     _routing: RoutingSettings = PrivateAttr(default_factory=RoutingSettings)
     _warnings: tuple[str, ...] = PrivateAttr(default=())
@@ -204,6 +213,15 @@ class Settings(_Section):
             if name == "anthropic" or not _PROVIDER_NAME.fullmatch(name):
                 raise ConfigError(name, "provider names use letters, digits, '_', '-', '.'; 'anthropic' is reserved")
         return providers
+
+    @field_validator("prices")
+    @classmethod
+    def _price_keys(cls, prices: dict[str, PriceSettings]) -> dict[str, PriceSettings]:
+        for key in prices:
+            provider, _, model = key.partition("/")
+            if not _PROVIDER_NAME.fullmatch(provider) or not model.strip():
+                raise ConfigError(key, "a price is for provider/model, such as ollama/qwen3:8b or anthropic/claude-x")
+        return prices
 
     @field_validator("capabilities")
     @classmethod

@@ -40,6 +40,10 @@ def test_the_example_file_is_valid():
     ({"routing": {"listen_port": 70000}}, "routing.listen_port", "0..65535"),
     ({"routing": {"listen_port": "8090"}}, "routing.listen_port", "0..65535"),
     ({"viewer": "yes"}, "viewer", "mapping"),
+    ({"prices": {"qwen3:8b": {"input": 0, "output": 0}}}, "prices.qwen3:8b", "provider/model"),
+    ({"prices": {"ollama/qwen3:8b": {"input": -1, "output": 0}}}, "prices.ollama/qwen3:8b.input", "0 or more"),
+    ({"prices": {"ollama/qwen3:8b": {"input": 0}}}, "prices.ollama/qwen3:8b.output", "required"),
+    ({"prices": {"ollama/qwen3:8b": {"input": "free", "output": 0}}}, "prices.ollama/qwen3:8b.input", "USD per"),
     (["not", "a", "mapping"], "(top level)", "mapping"),
 ])
 def test_wrong_values_name_their_key(raw, key, words):
@@ -133,3 +137,12 @@ def test_the_example_shows_every_key_of_the_model():
 def test_routing_listen_port_defaults_to_any_free_port():
     assert parse_settings({}, env={}).routing.listen_port == 0
     assert parse_settings({"routing": {"listen_port": 8091}}, env={}).routing.listen_port == 8091
+
+
+def test_prices_are_keyed_by_provider_and_model():
+    prices = parse_settings({"prices": {"ollama/qwen3:8b": {"input": 0, "output": 0},
+                                        "openrouter/openai/gpt-5-mini": {"input": 0.25, "output": 2}}}, env={}).prices
+    assert (prices["ollama/qwen3:8b"].input, prices["ollama/qwen3:8b"].output) == (0, 0)
+    mini = prices["openrouter/openai/gpt-5-mini"]
+    assert (mini.input, mini.output, mini.cache_read) == (0.25, 2, None)
+    assert parse_settings({"prices": None}, env={}).prices == {}
