@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     url = storage_url(args.db, config)
     app = create_app(open_engine(url), password=password, token=token,
-                     loopback_hosts_only=is_loopback(host) and not (password or token))
+                     loopback_hosts_only=is_loopback(host) and not (password or token), prices=config.prices)
     print(f"ccbridge-viewer: reading {url}", file=sys.stderr, flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
     return 0

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
+
+from ccbridge.prices import Rates
 
 from .auth import AuthMiddleware
 from .deps import HERE, make_templates
@@ -21,12 +23,14 @@ DOCS_CSP = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
 
 
 def create_app(engine: Engine, *, password: str | None = None, token: str | None = None,
-               loopback_hosts_only: bool = False) -> FastAPI:
-    """The viewer over `engine`. With a password or token, every route but /health asks for it."""
+               loopback_hosts_only: bool = False, prices: Mapping[str, Rates] | None = None) -> FastAPI:
+    """The viewer over `engine`. With a password or token, every route but /health asks for it. `prices`
+    (config.yaml's, by provider/model) override genai-prices in the savings report."""
     app = FastAPI(title="ccbridge viewer", summary="Claude Code sessions recorded by ccbridge, as threads",
                   version="0.1.0", docs_url=None, redoc_url=None)
     app.state.engine = engine
     app.state.templates = make_templates()
+    app.state.prices = dict(prices or {})
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     for module in (sessions, session_page, request_page, api):
         app.include_router(module.router)

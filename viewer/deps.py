@@ -1,9 +1,9 @@
-"""FastAPI dependencies: a read session on the capture database, and the templates."""
+"""FastAPI dependencies: a read session on the capture database, the templates, the configured prices."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from ccbridge import claude_code
+from ccbridge.prices import Rates
 
 from . import costs, render
 from .messages import split_reminders
@@ -70,5 +71,10 @@ def get_templates(request: Request) -> Jinja2Templates:
     return request.app.state.templates
 
 
+def get_prices(request: Request) -> Mapping[str, Rates]:
+    return request.app.state.prices
+
+
 SessionDep = Annotated[Session, Depends(get_db)]
 TemplatesDep = Annotated[Jinja2Templates, Depends(get_templates)]
+PricesDep = Annotated[Mapping[str, Rates], Depends(get_prices)]

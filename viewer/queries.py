@@ -215,11 +215,7 @@ def usage(db: Session, since: date | None = None, until: date | None = None) -> 
                               col(Exchange.is_subagent), col(Exchange.input_tokens), col(Exchange.output_tokens),
                               col(Exchange.cache_read_input_tokens), col(Exchange.cache_creation_input_tokens),
                               col(Exchange.response_message))
-    started = col(Exchange.started_at)
-    if since:
-        query = query.where(started >= datetime.combine(since, time.min, tzinfo=UTC))
-    if until:
-        query = query.where(started < datetime.combine(until + timedelta(days=1), time.min, tzinfo=UTC))
+    query = started_between(query, since, until)
     groups: dict[tuple[str, str, str | None, str], UsageRow] = defaultdict(lambda: UsageRow("", "", None, ""))
     for row in db.connection().execute(query).all():
         provider, model = costs.provider_and_model(row.model, row.route)
@@ -234,6 +230,16 @@ def usage(db: Session, since: date | None = None, until: date | None = None) -> 
         price = costs.cost(model, tokens, provider=provider, at=row.started_at)
         group.cost = None if group.cost is None or price is None else group.cost + price
     return sorted(groups.values(), key=lambda g: (g.day, g.provider, g.model or "", g.agent))
+
+
+def started_between(query: Any, since: date | None, until: date | None) -> Any:
+    """`query` narrowed to exchanges started from `since` to `until` (whole UTC days, both included)."""
+    started = col(Exchange.started_at)
+    if since:
+        query = query.where(started >= datetime.combine(since, time.min, tzinfo=UTC))
+    if until:
+        query = query.where(started < datetime.combine(until + timedelta(days=1), time.min, tzinfo=UTC))
+    return query
 
 
 def models_in_use(db: Session) -> list[str]:

@@ -10,6 +10,7 @@ from ccbridge.storage.models import Session as SessionRow
 
 from . import costs
 from .limits import Window
+from .savings import KindTotal, Report, SavingsRow
 from .transcript import BlockView, MessageView, RunView, ThreadView, Transcript, TurnView
 
 
@@ -106,3 +107,30 @@ def session(row: SessionRow | None, cost: costs.Total, transcript: Transcript, w
         "unlinked_subagents": [run(r) for r in transcript.unlinked_runs],
         "side_requests": [exchange_summary(e, side_costs.get(e.id or 0)) for e in transcript.side],
     }
+
+
+def savings(report: Report) -> dict[str, Any]:
+    """The savings report: the method in words, a row per day, agent, kind and pair of models, totals by kind."""
+    return {"method": report.method, "rows": [_savings_row(r) for r in report.rows],
+            "totals": {"routed": _savings_total(report.routed, estimate=True),
+                       "shadow": _savings_total(report.shadow, estimate=False)}}
+
+
+def _side(cost: costs.Total, **more: Any) -> dict[str, Any]:
+    return {**more, "cost_usd": money(cost), **priced(cost)}
+
+
+def _savings_row(row: SavingsRow) -> dict[str, Any]:
+    provider, _, model = row.other.partition("/")
+    return {"day": row.day, "agent": row.agent, "kind": row.kind, "requests": row.requests,
+            "tokens": tokens(row.tokens),
+            "claude": _side(row.claude, model=row.claude_model, estimate=row.estimate),
+            "alternative": _side(row.other_cost, provider=provider, model=model),
+            "saved_usd": money(row.saved)}
+
+
+def _savings_total(whole: KindTotal, *, estimate: bool) -> dict[str, Any]:
+    left_out = "fell_back_requests" if estimate else "failed_shadows"
+    return {"requests": whole.requests, left_out: whole.left_out,
+            "claude": _side(whole.claude, estimate=estimate), "alternative": _side(whole.other_cost),
+            "saved_usd": money(whole.saved)}

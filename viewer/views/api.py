@@ -1,4 +1,4 @@
-"""The JSON API (documented at /docs): sessions, a session's nested threads, one request, usage, health."""
+"""The JSON API (documented at /docs): sessions, a session's nested threads, one request, usage, savings, health."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from sqlalchemy import text
 
 from ccbridge.storage import read
 
-from .. import costs, queries, serialize
-from ..deps import SessionDep
+from .. import costs, queries, savings, serialize
+from ..deps import PricesDep, SessionDep
 from .request_page import get_exchange, previous_in_thread, request_document
 from .session_page import session_document
 
@@ -83,3 +83,11 @@ def api_usage(db: SessionDep, since: date | None = None, until: date | None = No
                       "requests": r.requests, "tokens": serialize.tokens(r.tokens), "cost_usd": serialize.money(r.cost)}
                      for r in rows],
             "total_cost_usd": serialize.money(everything), **serialize.priced(everything)}
+
+
+@router.get("/api/savings", tags=["usage"])
+def api_savings(db: SessionDep, prices: PricesDep, since: date | None = None,
+                until: date | None = None) -> dict[str, Any]:
+    """Routed requests: provider cost against the Claude model's (an estimate, see `method`); shadow pairs: both
+    real costs. Per day and agent, with totals; a request without a price is counted in `unpriced_requests`."""
+    return serialize.savings(savings.report(db, prices, since, until))

@@ -1,4 +1,5 @@
-"""The sessions page: newest first, keyset pages, filters, search, the latest limits; and the usage page."""
+"""The sessions page: newest first, keyset pages, filters, search, the latest limits; and the usage page
+(tokens and cost, and the savings report)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from .. import queries
-from ..deps import SessionDep, TemplatesDep
+from .. import queries, savings
+from ..deps import PricesDep, SessionDep, TemplatesDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -42,8 +43,9 @@ def sessions_page(request: Request, db: SessionDep, templates: TemplatesDep) -> 
 
 
 @router.get("/usage", response_class=HTMLResponse)
-def usage_page(request: Request, db: SessionDep, templates: TemplatesDep) -> HTMLResponse:
+def usage_page(request: Request, db: SessionDep, templates: TemplatesDep, prices: PricesDep) -> HTMLResponse:
     since, until = parse_day(request.query_params.get("since")), parse_day(request.query_params.get("until"))
     return templates.TemplateResponse(request, "usage.html", {
         "rows": queries.usage(db, since, until), "since": since, "until": until,
+        "savings": savings.report(db, prices, since, until),
     })
