@@ -17,8 +17,8 @@ LEAVES = ("ccbridge.translate", "ccbridge.sse", "ccbridge.identity", "ccbridge.r
           "ccbridge.claude_code", "ccbridge.errors", "ccbridge.prices")
 ABOVE_LEAVES = ("ccbridge.routing", "ccbridge.storage", "ccbridge.capture", "ccbridge.runtime", "ccbridge.cli",
                 "ccbridge.settings", "viewer")
-# What the viewer may take from the addon package: the storage read API, the models and the settings; and
-# the price lookup, which the addon needs too (costs of replayed and shadow answers).
+# What the viewer may take from the addon package: the storage read API, the models and the settings, and the
+# price lookup (pure; the CLI and alternate answers price with it too).
 VIEWER_MAY_IMPORT = ("ccbridge.storage.read", "ccbridge.storage.models", "ccbridge.settings", "ccbridge.errors",
                      "ccbridge.claude_code", "ccbridge.prices")
 
@@ -108,7 +108,7 @@ def test_the_cli_reaches_storage_only_through_maintenance_the_engine_and_the_jou
     used = {imp.target for imp in ALL_IMPORTS
             if imp.module == "ccbridge.cli" and within(imp.target, ("ccbridge.storage",))}
     assert used <= {"ccbridge.storage.maintenance", "ccbridge.storage.db", "ccbridge.storage.read",
-                    "ccbridge.storage.status"}
+                    "ccbridge.storage.status", "ccbridge.storage.alternates"}
 
 
 def test_no_function_level_import_of_our_own_code():

@@ -1,53 +1,17 @@
-"""What an exchange cost, priced by `ccbridge.prices` (genai-prices); a model it does not know costs None.
+"""Sums of costs for the pages: totals that know what they could not price, and how money is written.
 
-Cache writes for 1 hour are priced apart when the answer's `usage.cache_creation` says how many there were.
+The price of one exchange comes from `ccbridge.prices` (genai-prices); its names are re-exported here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
-from ccbridge import prices
-from ccbridge.prices import ANTHROPIC, Tokens
+from ccbridge.prices import ANTHROPIC, Tokens, exchange_cost, provider_and_model, tokens_of
 
-__all__ = ["ANTHROPIC", "Tokens", "Total", "cost", "exchange_cost", "provider_and_model", "tokens_of", "total", "usd"]
-
-
-def tokens_of(row: Any) -> Tokens:
-    """Tokens of an Exchange (or any object with its token columns and `response_message`)."""
-    usage = (getattr(row, "response_message", None) or {}).get("usage") or {}
-    creation = usage.get("cache_creation") if isinstance(usage, Mapping) else None
-    one_hour = creation.get("ephemeral_1h_input_tokens") if isinstance(creation, Mapping) else None
-    return Tokens(
-        row.input_tokens or 0,
-        row.output_tokens or 0,
-        row.cache_read_input_tokens or 0,
-        row.cache_creation_input_tokens or 0,
-        int(one_hour or 0),
-    )
-
-
-def provider_and_model(model: str | None, route: Mapping[str, Any] | None) -> tuple[str, str | None]:
-    """Who answered: Anthropic with the requested model, or the route's provider and model."""
-    if route:
-        provider = route.get("kind") or route.get("provider") or ANTHROPIC
-        return str(provider), route.get("model") or model
-    return ANTHROPIC, model
-
-
-def cost(model: str | None, tokens: Tokens, *, provider: str = ANTHROPIC,
-         at: datetime | None = None) -> Decimal | None:
-    """Price in USD, or None when the model (or provider) is unknown to genai-prices."""
-    return prices.cost_usd(provider, model, tokens, at=at)
-
-
-def exchange_cost(row: Any) -> Decimal | None:
-    provider, model = provider_and_model(row.model, row.route)
-    return cost(model, tokens_of(row), provider=provider, at=row.started_at)
+__all__ = ["ANTHROPIC", "Tokens", "Total", "exchange_cost", "provider_and_model", "tokens_of", "total", "usd"]
 
 
 @dataclass(frozen=True)

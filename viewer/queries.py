@@ -19,6 +19,7 @@ import sqlalchemy
 from sqlalchemy import Text, and_, cast, exists, or_
 from sqlmodel import Session, col, select
 
+from ccbridge.prices import cost_usd
 from ccbridge.storage import read
 from ccbridge.storage.models import Blob, Exchange
 from ccbridge.storage.models import Session as SessionRow
@@ -227,7 +228,7 @@ def usage(db: Session, since: date | None = None, until: date | None = None) -> 
         group.requests += 1
         tokens = costs.tokens_of(row)
         group.tokens = group.tokens + tokens
-        price = costs.cost(model, tokens, provider=provider, at=row.started_at)
+        price = cost_usd(provider, model, tokens, at=row.started_at)
         group.cost = None if group.cost is None or price is None else group.cost + price
     return sorted(groups.values(), key=lambda g: (g.day, g.provider, g.model or "", g.agent))
 

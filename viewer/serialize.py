@@ -9,6 +9,7 @@ from ccbridge.storage.models import Exchange
 from ccbridge.storage.models import Session as SessionRow
 
 from . import costs
+from .answers import AnswerColumn
 from .limits import Window
 from .savings import KindTotal, Report, SavingsRow
 from .transcript import BlockView, MessageView, RunView, ThreadView, Transcript, TurnView
@@ -55,6 +56,16 @@ def exchange_summary(row: Exchange, cost: Decimal | None) -> dict[str, Any]:
         "stop_reason": row.stop_reason, "agent_id": row.agent_id, "is_subagent": row.is_subagent,
         "routed": row.routed, "route": row.route, "tokens": tokens(costs.tokens_of(row)), "cost_usd": money(cost),
         "time_to_first_byte_ms": ms(row.first_byte_at), "duration_ms": ms(row.finished_at),
+    }
+
+
+def answer(column: AnswerColumn) -> dict[str, Any]:
+    """One answer of the side-by-side comparison (the original, a replay, a shadow copy)."""
+    return {
+        "kind": column.kind, "route": column.route, "texts": column.texts, "tool_calls": column.tool_calls,
+        "tokens": {"input": column.input_tokens, "output": column.output_tokens},
+        "cost_usd": money(column.cost), "time_to_first_byte_ms": column.ttfb_ms, "duration_ms": column.duration_ms,
+        "stop_reason": column.stop_reason, "error": column.error,
     }
 
 

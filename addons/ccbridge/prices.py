@@ -40,13 +40,35 @@ class Tokens:
 
     @classmethod
     def of_usage(cls, usage: Mapping[str, Any] | None) -> Tokens:
-        """The tokens of an Anthropic `usage` object (as in a message or a `message_delta`)."""
+        """The tokens of an Anthropic `usage` object (as in a message or a `message_delta`); odd values count 0."""
         usage = usage or {}
         creation = usage.get("cache_creation")
         one_hour = creation.get("ephemeral_1h_input_tokens") if isinstance(creation, Mapping) else None
-        return cls(int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0),
-                   int(usage.get("cache_read_input_tokens") or 0), int(usage.get("cache_creation_input_tokens") or 0),
-                   int(one_hour or 0))
+        return cls(_count(usage.get("input_tokens")), _count(usage.get("output_tokens")),
+                   _count(usage.get("cache_read_input_tokens")), _count(usage.get("cache_creation_input_tokens")),
+                   _count(one_hour))
+
+
+def tokens_of(row: Any) -> Tokens:
+    """Tokens of an Exchange (or any object with its token columns and `response_message`)."""
+    usage = (getattr(row, "response_message", None) or {}).get("usage")
+    one_hour = Tokens.of_usage(usage if isinstance(usage, Mapping) else None).cache_write_1h
+    return Tokens(row.input_tokens or 0, row.output_tokens or 0, row.cache_read_input_tokens or 0,
+                  row.cache_creation_input_tokens or 0, one_hour)
+
+
+def provider_and_model(model: str | None, route: Mapping[str, Any] | None) -> tuple[str, str | None]:
+    """Who answered: Anthropic with the requested model, or the route's provider and model."""
+    if route:
+        provider = route.get("kind") or route.get("provider") or ANTHROPIC
+        return str(provider), route.get("model") or model
+    return ANTHROPIC, model
+
+
+def exchange_cost(row: Any) -> Decimal | None:
+    """What a recorded exchange cost, from genai-prices (by the route's provider kind when it was routed)."""
+    provider, model = provider_and_model(row.model, row.route)
+    return cost_usd(provider, model, tokens_of(row), at=row.started_at)
 
 
 class Rates(Protocol):
@@ -112,3 +134,7 @@ def genai_cost(provider: str, model: str, usage: Tokens, day: str | None = None)
         return calc_price(Usage(**kwargs), model, provider_id=provider, genai_request_timestamp=when).total_price
     except (LookupError, ValueError):
         return None
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0

@@ -12,6 +12,7 @@ from sqlalchemy import text
 from ccbridge.storage import read
 
 from .. import costs, queries, savings, serialize
+from ..answers import answer_columns
 from ..deps import PricesDep, SessionDep
 from .request_page import get_exchange, previous_in_thread, request_document
 from .session_page import session_document
@@ -60,16 +61,20 @@ def api_session(session_id: str, db: SessionDep) -> dict[str, Any]:
 
 @router.get("/api/requests/{exchange_id}", tags=["requests"])
 def api_request(exchange_id: int, db: SessionDep) -> dict[str, Any]:
-    """One exchange: the rebuilt request, the reassembled answer, headers, SSE events and timing."""
+    """One exchange: the rebuilt request, the reassembled answer, headers, SSE events, timing, and the answers
+    side by side: the original first, then other models' (`ccbridge replay`, shadow copies)."""
     row = get_exchange(db, exchange_id)
     thread_id, previous_id = previous_in_thread(db, row)
+    response = read.rebuild_answer(db, row)
+    columns = answer_columns(row, response, read.alternate_answers(db, exchange_id))
     return {
         **serialize.exchange_summary(row, costs.exchange_cost(row)),
         "session_id": row.session_id, "thread_id": thread_id, "previous_in_thread": previous_id,
         "request_headers": row.request_headers, "response_headers": row.response_headers,
-        "request": request_document(db, row), "response": read.rebuild_answer(db, row),
+        "request": request_document(db, row), "response": response,
         "sse_events": [{"event": e.event, "data": e.data, "ms": e.at} for e in read.response_events(db, row)],
         "ratelimit": row.ratelimit, "error_message": row.error_message,
+        "answers": [serialize.answer(c) for c in columns],
     }
 
 

@@ -14,6 +14,7 @@ from ccbridge.storage import read
 from ccbridge.storage.models import Exchange
 
 from .. import costs, render
+from ..answers import answer_columns
 from ..deps import SessionDep, TemplatesDep
 from ..loader import load_session
 
@@ -93,4 +94,5 @@ def request_view(exchange_id: int, request: Request, db: SessionDep, templates: 
         "events": read.response_events(db, row), "raw_response": raw_response, "timing": _timing(row), "diff": diff,
         "thread_id": thread_id, "previous_id": previous_id, "tokens": costs.tokens_of(row),
         "cost": costs.exchange_cost(row),
+        "columns": answer_columns(row, response, read.alternate_answers(db, exchange_id)),
     })

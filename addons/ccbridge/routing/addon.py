@@ -43,8 +43,9 @@ from ccbridge.routing.agents import (
     agent_calls_in,
 )
 from ccbridge.routing.sidecar import TOKEN_HEADER, RoutedRequest, Sidecar
+from ccbridge.routing.translation import provider_request
 from ccbridge.sse import assemble_message, parse_events
-from ccbridge.translate import count_input_tokens, estimate_prompt_tokens, to_openai_request, to_responses_request
+from ccbridge.translate import count_input_tokens, estimate_prompt_tokens
 
 log = logging.getLogger("ccbridge.routing")
 
@@ -200,8 +201,8 @@ class Routing:
         request = flow.request
         settings = self.settings
         provider = settings.providers[route.provider]
-        translate = to_responses_request if provider.api == "responses" else to_openai_request
-        kwargs = translate(body, settings.capabilities_of(route), model=route.model, session_id=who.session_id)
+        kwargs = provider_request(body, provider, settings.capabilities_of(route), model=route.model,
+                                  session_id=who.session_id)
         return RoutedRequest(
             route=route,
             provider=provider,

@@ -45,6 +45,13 @@ class ProviderClients:
             self._clients[key] = client
         return client
 
+    async def create(self, provider: Provider, timeout: float, kwargs: dict[str, Any]) -> Any:
+        """Call the provider with translated `kwargs`: a stream when they ask for one, else the whole answer."""
+        client = self.client(provider, timeout)
+        if provider.api == "responses":
+            return await client.responses.create(**kwargs)
+        return await client.chat.completions.create(**kwargs)
+
     async def aclose(self) -> None:
         clients, self._clients = list(self._clients.values()), {}
         for client in clients:
@@ -62,6 +69,13 @@ def provider_error_body(exc: BaseException) -> bytes:
     body = getattr(exc, "body", None)
     detail = body if body is not None else (str(exc) or type(exc).__name__)
     return json.dumps({"exception": type(exc).__name__, "detail": detail}, default=str).encode()
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A failure in one line, with the HTTP status when the provider answered one."""
+    status = getattr(exc, "status_code", None)
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__} (HTTP {status}): {text}" if status else f"{type(exc).__name__}: {text}"
 
 
 def forwardable(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:

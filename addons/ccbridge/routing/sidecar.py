@@ -22,22 +22,26 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import h11
 
 from ccbridge.routes import Provider, Route
-from ccbridge.routing.provider import PROVIDER_ERRORS, AnthropicRelay, ProviderClients, forwardable, provider_error_body
+from ccbridge.routing.provider import (
+    PROVIDER_ERRORS,
+    AnthropicRelay,
+    ProviderClients,
+    describe_failure,
+    forwardable,
+    provider_error_body,
+)
 from ccbridge.routing.server import HttpServer, ResponseWriter
+from ccbridge.routing.translation import AnswerTranslator, answer_translator
 from ccbridge.translate import (
     IncompleteAnswer,
-    ResponsesStreamTranslator,
-    StreamTranslator,
     anthropic_error,
     error_for_exception,
-    original_tool_names,
     stream_error_for_exception,
     strip_proxy_thinking,
     timeout_error,
@@ -132,15 +136,13 @@ class Sidecar:
 
     async def answer(self, routed: RoutedRequest, out: ResponseWriter) -> None:
         """Answer one routed request on `out`, as the Anthropic API would."""
-        client = self.clients.client(routed.provider, self.timeout)
-        create = client.responses.create if routed.provider.api == "responses" else client.chat.completions.create
         try:
-            result = await create(**routed.kwargs)
+            result = await self.clients.create(routed.provider, self.timeout, routed.kwargs)
         except asyncio.CancelledError:
             raise
         except PROVIDER_ERRORS as exc:
             routed.provider_response += provider_error_body(exc)
-            routed.info["error"] = _describe(exc)
+            routed.info["error"] = describe_failure(exc)
             if routed.route.fallback == "anthropic":
                 await self.relay_to_anthropic(routed, out)
                 return
@@ -150,7 +152,7 @@ class Sidecar:
         except Exception as exc:  # ours, not the provider's: let Anthropic answer (fail-open)
             log.exception("ccbridge: calling %s for %s failed; sending the request to Anthropic instead",
                           routed.provider.name, routed.info.get("agent") or routed.requested_model)
-            routed.info["error"] = _describe(exc)
+            routed.info["error"] = describe_failure(exc)
             await self.relay_to_anthropic(routed, out)
             return
         if routed.stream:
@@ -190,7 +192,7 @@ class Sidecar:
             routed.info["error"] = "timeout"
             await out.chunk(translator.fail(body["error"]["type"], body["error"]["message"]))
         except PROVIDER_ERRORS as exc:
-            routed.info["error"] = _describe(exc)
+            routed.info["error"] = describe_failure(exc)
             routed.provider_response += provider_error_body(exc) + b"\n"
             error_type, message = stream_error_for_exception(exc, provider=routed.provider.name,
                                                              model=routed.route.model)
@@ -199,7 +201,7 @@ class Sidecar:
             raise
         except Exception as exc:
             log.exception("ccbridge: translating the stream of %s failed", routed.provider.name)
-            routed.info["error"] = _describe(exc)
+            routed.info["error"] = describe_failure(exc)
             await out.chunk(translator.fail("api_error", f"ccbridge could not translate the answer: {exc}"))
         finally:
             if pending is not None:
@@ -240,7 +242,7 @@ class Sidecar:
         except (asyncio.CancelledError, ConnectionError):
             raise
         except Exception as exc:
-            routed.info["fallback_error"] = _describe(exc)
+            routed.info["fallback_error"] = describe_failure(exc)
             if out.started:
                 raise  # cut the answer: the client sees a broken stream, as it would from Anthropic
             status, headers_out, error = anthropic_error(None, str(exc) or type(exc).__name__, provider="Anthropic")
@@ -251,25 +253,7 @@ def _request_id() -> dict[str, str]:
     return {"request-id": "req_ccbridge_" + secrets.token_hex(12)}
 
 
-def _translator(routed: RoutedRequest) -> StreamTranslator | ResponsesStreamTranslator:
-    """What turns the provider's answer into Anthropic's, streamed (`feed`) or whole (`whole`)."""
-    tool_names = original_tool_names(routed.body)
-    if routed.provider.api == "responses":
-        return ResponsesStreamTranslator(
-            routed.requested_model, routed.message_id, input_tokens_estimate=routed.input_tokens_estimate,
-            provider=f"{routed.provider.name} ({routed.route.model})", tool_names=tool_names,
-        )
-    return StreamTranslator(
-        routed.requested_model, routed.message_id, input_tokens_estimate=routed.input_tokens_estimate,
-        stop_sequences=_stop_sequences(routed.body), tool_names=tool_names,
-    )
-
-
-def _stop_sequences(body: Mapping[str, Any]) -> list[str]:
-    return [s for s in body.get("stop_sequences") or [] if isinstance(s, str)]
-
-
-def _describe(exc: BaseException) -> str:
-    status = getattr(exc, "status_code", None)
-    text = str(exc) or type(exc).__name__
-    return f"{type(exc).__name__} (HTTP {status}): {text}" if status else f"{type(exc).__name__}: {text}"
+def _translator(routed: RoutedRequest) -> AnswerTranslator:
+    return answer_translator(routed.body, routed.provider, model=routed.route.model,
+                             requested_model=routed.requested_model, message_id=routed.message_id,
+                             input_tokens_estimate=routed.input_tokens_estimate)

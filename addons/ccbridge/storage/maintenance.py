@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel, col
 
 from .db import open_engine, sqlite_path
-from .models import Blob, Exchange, MessageNode, RawBody, Session
+from .models import AlternateAnswer, Blob, Exchange, MessageNode, RawBody, Session
 from .read import ancestry
 
 BATCH = 500  # ids per DELETE ... IN (...)
@@ -80,7 +80,8 @@ def update_sessions(conn: Connection, touched: dict[str, dict[str, str]]) -> Non
 
 
 def prune(engine: Engine, days: float, now: datetime | None = None) -> dict[str, int]:
-    """Delete exchanges that started more than `days` ago, then orphaned pieces and emptied sessions; counts."""
+    """Delete exchanges that started more than `days` ago, then their other models' answers, orphaned pieces and
+    emptied sessions; counts."""
     cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
     counts = {"exchanges": 0, "sessions": 0, "blobs": 0, "nodes": 0, "raw": 0}
     session = col(Exchange.session_id)
@@ -90,6 +91,9 @@ def prune(engine: Engine, days: float, now: datetime | None = None) -> dict[str,
         counts["exchanges"] = conn.execute(delete(Exchange).where(col(Exchange.started_at) < cutoff)).rowcount or 0
         if not counts["exchanges"]:
             return counts
+        kept = select(col(Exchange.id))
+        counts["alternates"] = conn.execute(
+            delete(AlternateAnswer).where(col(AlternateAnswer.exchange_id).not_in(kept))).rowcount or 0
         counts["nodes"] = delete_orphan_nodes(conn)
         counts["blobs"] = delete_orphan_blobs(conn)
         counts["raw"] = delete_orphan_raw(conn)

@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from .. import sse
 from .db import open_engine as open_engine  # opening the database is part of reading it
-from .models import Blob, Exchange, MessageNode, RawBody
+from .models import AlternateAnswer, Blob, Exchange, MessageNode, RawBody
 from .pieces import assemble, stream_dictionary
 
 CHUNK = 500  # hashes per IN (...): well below every database's limit on bound parameters
@@ -124,6 +124,11 @@ def load_raw(db: Session, digest: str | None) -> bytes | None:
     return zlib.decompressobj(zdict=stream_dictionary(answer)).decompress(row.data)
 
 
+def load_exchange(db: Session, exchange_id: int) -> Exchange | None:
+    """The exchange numbered `exchange_id` (the viewer's /requests/<n>), or None."""
+    return db.get(Exchange, exchange_id)
+
+
 def rebuild_request_body(db: Session, exchange: Exchange) -> dict[str, Any] | bytes | None:
     """The request body as it was sent: a dict for decomposed bodies, bytes for raw ones."""
     if exchange.request_body_kind == "raw":
@@ -156,6 +161,13 @@ def rebuild_answer(db: Session, exchange: Exchange) -> dict[str, Any] | None:
         if text is not None:
             out["content"] = json.loads(text).get("content")
     return out
+
+
+def alternate_answers(db: Session, exchange_id: int) -> list[AlternateAnswer]:
+    """Other models' answers to the exchange (replays, shadow copies), oldest first."""
+    query = (select(AlternateAnswer).where(col(AlternateAnswer.exchange_id) == exchange_id)
+             .order_by(col(AlternateAnswer.created_at), col(AlternateAnswer.id)))
+    return list(db.exec(query).all())
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from genai_prices import Usage, calc_price
 from sqlalchemy.engine import Engine
 
+from ccbridge.prices import ANTHROPIC, cost_usd
 from tests.support.builders import Conversation, text, user, write
 from viewer import costs
 
@@ -40,25 +41,25 @@ def test_cost_matches_genai_prices(model: str, provider: str, inp: int, out: int
         expected_usage["cache_write_1h_tokens"] = write_1h
         expected_usage["cache_write_5m_tokens"] = write_ - write_1h
     expected = calc_price(Usage(**expected_usage), model, provider_id=provider).total_price
-    got = costs.cost(model, costs.Tokens(inp, out, read, write_, write_1h), provider=provider)
+    got = cost_usd(provider, model, costs.Tokens(inp, out, read, write_, write_1h))
     assert got is not None and cents(got) == cents(expected)
     assert got == expected
 
 
 def test_cache_tokens_change_the_price() -> None:
-    base = costs.cost("claude-sonnet-4-5", costs.Tokens(1000, 100))
-    read = costs.cost("claude-sonnet-4-5", costs.Tokens(1000, 100, cache_read=100_000))
-    written = costs.cost("claude-sonnet-4-5", costs.Tokens(1000, 100, cache_write=100_000))
+    base = cost_usd(ANTHROPIC, "claude-sonnet-4-5", costs.Tokens(1000, 100))
+    read = cost_usd(ANTHROPIC, "claude-sonnet-4-5", costs.Tokens(1000, 100, cache_read=100_000))
+    written = cost_usd(ANTHROPIC, "claude-sonnet-4-5", costs.Tokens(1000, 100, cache_write=100_000))
     assert base is not None and read is not None and written is not None
     assert cents(read - base) == Decimal("0.03")  # $0.30 per million cache reads
     assert cents(written - base) == Decimal("0.38")  # $3.75 per million cache writes (5 minutes)
 
 
 def test_unknown_model_or_provider_costs_none() -> None:
-    assert costs.cost("claude-imaginary-9", costs.Tokens(10, 10)) is None
-    assert costs.cost("gpt-4o", costs.Tokens(10, 10), provider="no-such-provider") is None
-    assert costs.cost(None, costs.Tokens(10, 10)) is None
-    assert costs.cost(None, costs.Tokens()) == 0
+    assert cost_usd(ANTHROPIC, "claude-imaginary-9", costs.Tokens(10, 10)) is None
+    assert cost_usd("no-such-provider", "gpt-4o", costs.Tokens(10, 10)) is None
+    assert cost_usd(ANTHROPIC, None, costs.Tokens(10, 10)) is None
+    assert cost_usd(ANTHROPIC, None, costs.Tokens()) == 0
     partial = costs.total([Decimal(1), None, Decimal("0.5")])
     assert partial.value is None  # a partial sum never reads as the whole
     assert (partial.priced, partial.unpriced) == (Decimal("1.5"), 1)

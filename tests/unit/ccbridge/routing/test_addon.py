@@ -285,7 +285,7 @@ async def test_our_failure_leaves_the_flow_to_anthropic(routing: Routing, monkey
     def broken(*args: Any, **kwargs: Any) -> dict[str, Any]:
         raise RuntimeError("translator bug")
 
-    monkeypatch.setattr("ccbridge.routing.addon.to_openai_request", broken)
+    monkeypatch.setattr("ccbridge.routing.addon.provider_request", broken)
     parent, sub = sync_capture("2.1.329")[:2]
     parent_flow = flow_of(parent)
     answer_with_agent_call(parent_flow, parent)
