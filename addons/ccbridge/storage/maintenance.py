@@ -15,6 +15,7 @@ from sqlmodel import SQLModel, col
 
 from .db import open_engine, sqlite_path
 from .models import Blob, Exchange, MessageNode, RawBody, Session
+from .pieces import Skeleton
 from .read import ancestry
 
 BATCH = 500  # ids per DELETE ... IN (...)
@@ -113,14 +114,16 @@ def delete_orphan_nodes(conn: Connection) -> int:
 
 
 def delete_orphan_blobs(conn: Connection) -> int:
-    """Delete the blobs no remaining exchange or message node refers to; how many went."""
+    """Delete the blobs no remaining exchange, skeleton or message node refers to; how many went."""
     used: set[str] = set()
-    for system, tools, answer in conn.execute(select(col(Exchange.system_refs), col(Exchange.tool_refs),
-                                                     col(Exchange.response_message_hash))):
-        used.update(system or [])
-        used.update(tools or [])
-        if answer:
-            used.add(answer)
+    for row in conn.execute(select(col(Exchange.response_message_hash), col(Exchange.request_skeleton_hash),
+                                   col(Exchange.request_headers_hash)).distinct()):
+        used.update(h for h in row if h)
+    skeletons = [h for (h,) in conn.execute(select(col(Exchange.request_skeleton_hash)).distinct()) if h]
+    for part in _chunks(skeletons):
+        for (text,) in conn.execute(select(col(Blob.json_text)).where(col(Blob.hash).in_(part))):
+            skeleton = Skeleton.parse(text)
+            used.update([*(skeleton.system_refs or []), *(skeleton.tool_refs or [])])
     used.update(h for (h,) in conn.execute(select(col(MessageNode.message_hash)).distinct()))
     stale = [h for (h,) in conn.execute(select(col(Blob.hash))) if h not in used]
     for part in _chunks(stale):

@@ -27,7 +27,7 @@ from ..captured import CapturedExchange
 from .maintenance import update_sessions
 from .models import Blob, Exchange, MessageNode, Meta, RawBody, table_of
 from .pieces import raw_row
-from .record import EXCHANGE_DEFAULTS, Rows, body_to_store, build_rows, finish, when
+from .record import EXCHANGE_DEFAULTS, Rows, body_to_store, build_rows, finish, set_request_headers, when
 
 log = logging.getLogger("ccbridge.storage")
 _STOP = object()
@@ -244,11 +244,12 @@ def raw_rows(captured: CapturedExchange, salt: bytes, problem: str | None = None
         EXCHANGE_DEFAULTS, flow_id=captured.flow_id, started_at=when(captured.started_at),
         finished_at=when(captured.finished_at), method=captured.method, scheme=captured.scheme,
         host=captured.host, port=captured.port, path=redact.redact_path(captured.path, salt),
-        request_headers=redact.redact_headers(captured.request_headers, salt), status_code=captured.status_code,
+        status_code=captured.status_code,
         complete=captured.complete, error_kind=captured.error_kind or "error",
         error_message=captured.error_message or "recorded raw: the exchange could not be parsed",
     )
     rows = Rows(exchange)
+    set_request_headers(rows, redact.redact_headers(captured.request_headers, salt))
     for column, data in (("request_raw_hash", captured.request_body), ("response_raw_hash",
                                                                         b"".join(captured.response_chunks))):
         if data:

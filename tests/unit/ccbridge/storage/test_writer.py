@@ -10,7 +10,7 @@ from ccbridge.captured import CapturedExchange
 from ccbridge.storage.db import open_engine
 from ccbridge.storage.models import Blob, Exchange, MessageNode
 from ccbridge.storage.models import Session as CCSession
-from ccbridge.storage.read import load_raw, message_refs_of, rebuild_request_body
+from ccbridge.storage.read import load_raw, message_refs_of, rebuild_request_body, request_skeleton
 from ccbridge.storage.writer import Writer
 from tests.fixtures import all_requests, fixture_files
 
@@ -72,9 +72,10 @@ def test_conversation_pieces_are_shared(engine):
         # the follow-up resends the first turn: the first message is shared; the CLI re-sends the second
         # (its environment section) as a plain string instead of a block list, so that one is a new piece
         assert later_refs[0] == first_refs[0] and len(later_refs) > len(first_refs)
-        assert first.tool_refs == follow_up.tool_refs
+        skeletons = {e.flow_id: request_skeleton(db, e) for e in db.exec(select(Exchange)).all()}
+        assert skeletons[first.flow_id].tool_refs == skeletons[follow_up.flow_id].tool_refs
         blob_count = len(db.exec(select(Blob)).all())
-        distinct = {h for e in db.exec(select(Exchange)).all() for h in (e.system_refs or []) + (e.tool_refs or [])}
+        distinct = {h for s in skeletons.values() if s for h in (s.system_refs or []) + (s.tool_refs or [])}
         assert blob_count <= len(distinct) + sum(e.message_count for e in main) + 10
         assert len(db.exec(select(MessageNode)).all()) < sum(e.message_count for e in db.exec(select(Exchange)))
 
