@@ -6,11 +6,18 @@ import time
 import pytest
 from sqlmodel import Session, select
 
+from ccbridge import redact
 from ccbridge.captured import CapturedExchange
 from ccbridge.storage.db import open_engine
 from ccbridge.storage.models import Blob, Exchange, MessageNode
 from ccbridge.storage.models import Session as CCSession
-from ccbridge.storage.read import load_raw, message_refs_of, rebuild_request_body, request_skeleton
+from ccbridge.storage.read import (
+    load_raw,
+    message_refs_of,
+    rebuild_request_body,
+    request_headers,
+    request_skeleton,
+)
 from ccbridge.storage.writer import Writer
 from tests.fixtures import all_requests, fixture_files
 
@@ -59,6 +66,23 @@ def test_every_fixture_request_rebuilds_equal(engine):
                 assert rebuilt == req["body"], name
             else:
                 assert rebuilt is None
+
+
+def test_request_headers_rebuild_exactly_and_a_session_shares_one_header_piece(engine):
+    items = [captured_from_fixture(name, req) for name, req in REQUESTS]
+    writer = write_all(engine, items)
+    salt = writer.committer.salt
+    with Session(engine) as db:
+        rows = {e.flow_id: e for e in db.exec(select(Exchange)).all()}
+        for item in items:
+            assert request_headers(db, rows[item.flow_id]) == redact.redact_headers(item.request_headers, salt)
+        # the turns of one conversation differ in content-length only: one header list for all of them
+        sync = [rows[n] for n, _ in REQUESTS if n.startswith("2.1.329/subagent-sync") and not rows[n].is_subagent]
+        assert len({tuple(e.request_header_values or ()) for e in sync}) == len(sync) > 1
+        assert len({e.request_headers_hash for e in sync}) == 1
+        assert len({e.request_skeleton_hash for e in sync}) < len(sync)
+        kinds = {b.kind for b in db.exec(select(Blob)).all()}
+        assert {"headers", "skeleton"} <= kinds
 
 
 def test_conversation_pieces_are_shared(engine):
