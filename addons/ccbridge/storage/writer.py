@@ -16,14 +16,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
 from .. import redact
 from ..captured import CapturedExchange
+from .inserts import insert_ignoring_duplicates
 from .maintenance import update_sessions
 from .models import Blob, Exchange, MessageNode, Meta, RawBody, table_of
 from .pieces import raw_row
@@ -31,23 +30,6 @@ from .record import EXCHANGE_DEFAULTS, Rows, body_to_store, build_rows, finish, 
 
 log = logging.getLogger("ccbridge.storage")
 _STOP = object()
-
-
-def insert_ignoring_duplicates(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
-    """INSERT that skips rows whose primary key exists (content-addressed tables)."""
-    if not rows:
-        return
-    if conn.dialect.name == "sqlite":
-        conn.execute(sqlite.insert(table).on_conflict_do_nothing(), rows)
-    elif conn.dialect.name == "postgresql":
-        conn.execute(postgresql.insert(table).on_conflict_do_nothing(), rows)
-    else:
-        for row in rows:
-            try:
-                with conn.begin_nested():
-                    conn.execute(insert(table), [row])
-            except IntegrityError:
-                pass
 
 
 def load_salt(engine: Engine) -> bytes:
@@ -109,7 +91,7 @@ class Committer:
             insert_ignoring_duplicates(conn, table_of(Blob), list(blobs.values()))
             insert_ignoring_duplicates(conn, table_of(MessageNode), list(nodes.values()))
             insert_ignoring_duplicates(conn, table_of(RawBody), list(raw.values()))
-            insert_ignoring_duplicates(conn, table_of(Exchange), [rows.exchange for rows in built])
+            insert_ignoring_duplicates(conn, table_of(Exchange), [rows.exchange for rows in built], key="flow_id")
             update_sessions(conn, session_hints(built))
             if also is not None:
                 also(conn)
