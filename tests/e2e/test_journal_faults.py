@@ -20,6 +20,7 @@ import pytest
 from ccbridge.storage.codec import unpack
 from ccbridge.storage.drain import read_status
 from ccbridge.storage.journal import START, Reader
+from ccbridge.storage.read import rebuild_request_body
 from tests.support.mock_anthropic import MockAnthropic
 from tests.support.proxy import ProxyProcess, start_proxy, writer_children
 
@@ -83,8 +84,6 @@ class Load:
 
 
 def stored_prompts(proxy: ProxyProcess) -> list[str]:
-    from ccbridge.storage.pieces import rebuild_request_body
-
     with proxy.db() as db:
         return [rebuild_request_body(db, e)["messages"][0]["content"] for e in proxy.exchanges()]
 
