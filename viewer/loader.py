@@ -23,8 +23,11 @@ from .costs import Total
 from .threads import ExchangeRecord, SessionThreads, build_threads
 
 # Columns the transcript does not show: large, and read only by the request page.
-_HEAVY = ("sse_event_times", "request_headers", "response_headers", "provider_request", "request_skeleton",
-          "cache_marks", "user_agent", "error_message")
+_HEAVY = ("sse_event_times", "request_header_values", "response_headers", "provider_request", "cache_marks",
+          "user_agent", "error_message")
+
+
+NO_SKELETON = read.Skeleton({}, None, None)
 
 
 @dataclass
@@ -33,6 +36,7 @@ class SessionData:
     exchanges: dict[int, Exchange]
     threads: SessionThreads
     pieces: dict[str, Any]  # blob hash -> parsed JSON
+    skeletons: dict[str, read.Skeleton]  # request skeleton hash -> skeleton
     costs: dict[int, Decimal | None]  # hides the module `costs` in this class body, hence `Total` by name
 
     @property
@@ -40,10 +44,15 @@ class SessionData:
         return costs.total(self.costs.values())
 
     def system_of(self, exchange_id: int) -> list[Any]:
-        return [self.pieces[h] for h in self.exchanges[exchange_id].system_refs or [] if h in self.pieces]
+        refs = self._skeleton(exchange_id).system_refs or []
+        return [self.pieces[h] for h in refs if h in self.pieces]
 
     def tools_of(self, exchange_id: int) -> list[Any]:
-        return [self.pieces[h] for h in self.exchanges[exchange_id].tool_refs or [] if h in self.pieces]
+        refs = self._skeleton(exchange_id).tool_refs or []
+        return [self.pieces[h] for h in refs if h in self.pieces]
+
+    def _skeleton(self, exchange_id: int) -> read.Skeleton:
+        return self.skeletons.get(self.exchanges[exchange_id].request_skeleton_hash or "", NO_SKELETON)
 
 
 def load_session(db: Session, session_id: str) -> SessionData | None:
@@ -56,9 +65,11 @@ def load_session(db: Session, session_id: str) -> SessionData | None:
         return None
     paths = read.message_paths(db, select(Exchange.messages_tail).where(Exchange.session_id == session_id))
     wanted: set[str] = {h for p in paths.values() for h in p}
+    skeletons = read.load_skeletons(db, {r.request_skeleton_hash for r in rows})
+    for skeleton in skeletons.values():
+        wanted.update(skeleton.system_refs or [])
+        wanted.update(skeleton.tool_refs or [])
     for r in rows:
-        wanted.update(r.system_refs or [])
-        wanted.update(r.tool_refs or [])
         if r.response_message_hash:
             wanted.add(r.response_message_hash)
     pieces = read.load_pieces(db, wanted)
@@ -70,7 +81,7 @@ def load_session(db: Session, session_id: str) -> SessionData | None:
         records.append(ExchangeRecord(
             id=r.id or 0, started_at=r.started_at, messages=messages,
             answer=pieces.get(r.response_message_hash or ""), agent_id=r.agent_id, is_subagent=r.is_subagent,
-            has_tools=bool(r.tool_refs),
+            has_tools=bool(skeletons.get(r.request_skeleton_hash or "", NO_SKELETON).tool_refs),
         ))
-    return SessionData(summary, {r.id or 0: r for r in rows}, build_threads(records), pieces,
+    return SessionData(summary, {r.id or 0: r for r in rows}, build_threads(records), pieces, skeletons,
                        {r.id or 0: costs.exchange_cost(r) for r in rows})

@@ -24,6 +24,7 @@ from typing import Any
 from sqlmodel import Session
 
 from .errors import ConfigError
+from .headers import HeaderView
 from .prices import exchange_cost, tokens_of
 from .routing.alternate import Target, ask_each, resolve_target
 from .settings import Settings, journal_dir, load_settings, storage_url
@@ -66,6 +67,7 @@ def replay(exchange_id: int, routes: Sequence[str], settings: Settings, url: str
                 print(f"ccbridge: no request #{exchange_id} is recorded in {url}", file=sys.stderr)
                 return 1
             body = read.rebuild_request_body(db, row)
+            beta = HeaderView(read.request_headers(db, row)).get("anthropic-beta")
             original = [_original_line(row, read.rebuild_answer(db, row))]
         if isinstance(body, bytes):
             body = _json_object(body)
@@ -73,7 +75,6 @@ def replay(exchange_id: int, routes: Sequence[str], settings: Settings, url: str
             print(f"ccbridge: request #{exchange_id} is not a Messages request ({row.method} {row.path})",
                   file=sys.stderr)
             return 1
-        beta = next((value for name, value in row.request_headers if name.lower() == "anthropic-beta"), None)
         answers = asyncio.run(ask_each(body, targets, timeout=timeout or settings.routing.timeout,
                                        anthropic_beta=beta))
         lines = []

@@ -1,4 +1,4 @@
-"""`python -m tests.bench [area ...]`: run the benchmarks and print their figures (areas: proxy, routing, viewer)."""
+"""`python -m tests.bench [area ...]`: run the benchmarks and print their figures (areas: see AREAS)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import io
 import sys
 import time
 
-AREAS = ("proxy", "routing", "viewer")
+AREAS = ("proxy", "routing", "viewer", "storage")
 
 
 def main(argv: list[str]) -> int:

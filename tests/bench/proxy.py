@@ -4,8 +4,9 @@
   with the addon divided by the total without it (target <= 1.10);
 - SSE delay: each event carries the upstream's send time; the client notes its arrival; the median delay
   with the addon minus the median without it (target <= 2 ms);
-- storage: a 200-turn conversation grown from the 2.1.329 capture sent through the addon; the database's
-  bytes divided by the size of the last request (target <= 3; storing every body as is gives ~100).
+- storage (its own area: `python -m tests.bench storage`): a 200-turn conversation grown from the 2.1.329
+  capture sent through the addon; the database's bytes, once every exchange is in it, divided by the size
+  of the last request (target <= 2; storing every body as is gives ~100).
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import func, select
 
+from ccbridge.storage.db import open_engine
+from ccbridge.storage.models import Exchange
 from tests.fixtures import FIXTURES, captured_requests
 from tests.support.proxy import ProxyProcess, start_bare_mitmdump, start_proxy
 
@@ -214,6 +218,21 @@ def move_cache_marker(messages: list[dict[str, Any]]) -> None:
         last[-1]["cache_control"] = {"type": "ephemeral"}
 
 
+def wait_for_exchanges(proxy: ProxyProcess, count: int, timeout: float = 600.0) -> None:
+    """Wait until the writer has stored `count` exchanges: what still waits in the journal is not measured."""
+    engine = open_engine(proxy.db_url)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                if conn.execute(select(func.count()).select_from(Exchange)).scalar_one() >= count:
+                    return
+            time.sleep(0.5)
+        raise TimeoutError(f"the writer stored fewer than {count} exchanges within {timeout:.0f} s")
+    finally:
+        engine.dispose()
+
+
 def storage_growth(tmp: Path, turns: int = 200) -> list[Result]:
     base = first_request()
     headers = {k: v for k, v in base["headers"] if k.lower() not in ("host", "content-length", "x-api-key")}
@@ -232,6 +251,7 @@ def storage_growth(tmp: Path, turns: int = 200) -> list[Result]:
                 answer = conversation_answer(body)
                 body["messages"] = [*body["messages"], {"role": "assistant", "content": answer},
                                     next_user_message(answer, turn)]
+            wait_for_exchanges(proxy, turns)
             assert proxy.stop(signal.SIGTERM) == 0
         db_file = Path(proxy.db_url.removeprefix("sqlite:///"))
         stored = sum(p.stat().st_size for p in db_file.parent.glob(db_file.name + "*"))
@@ -240,10 +260,10 @@ def storage_growth(tmp: Path, turns: int = 200) -> list[Result]:
     return [
         (f"last request of a {turns}-turn conversation", sizes[-1] / 1024, "KiB"),
         ("sum of all request bodies (storing bodies as is)", sum(sizes) / sizes[-1], "x last request"),
-        ("database bytes / last request (target <= 3)", stored / sizes[-1], "x last request"),
+        ("database bytes / last request (target <= 2)", stored / sizes[-1], "x last request"),
     ]
 
 
 def run() -> list[Result]:
     with tempfile.TemporaryDirectory(prefix="ccbridge-bench-") as tmp:
-        return [*overhead_and_delay(Path(tmp)), *storage_growth(Path(tmp))]
+        return overhead_and_delay(Path(tmp))

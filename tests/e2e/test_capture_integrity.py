@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ccbridge.storage.read import load_blob_texts, load_raw, rebuild_request_body
+from ccbridge.storage.read import load_blob_texts, load_raw, rebuild_request_body, request_headers
 from tests.support.mock_anthropic import (
     Cut,
     Gate,
@@ -66,7 +66,8 @@ def test_no_key_or_token_in_the_database_files(mock_anthropic: MockAnthropic, tm
     exchanges = proxy.exchanges()
     assert len(exchanges) == 5
     # fingerprints still tell which key was used
-    first = dict(map(tuple, exchanges[0].request_headers))["x-api-key"]
+    with proxy.db() as db:
+        first = dict(map(tuple, request_headers(db, exchanges[0])))["x-api-key"]
     assert first.startswith("sk-ant-api03…") and first.endswith(tuple("0123456789abcdef")) and "#" in first
 
 

@@ -19,7 +19,7 @@ import httpx
 import pytest
 import yaml
 
-from ccbridge.storage.read import load_raw
+from ccbridge.storage.read import load_raw, request_headers
 from ccbridge.translate import estimate_prompt_tokens
 from tests.conftest import require_tool
 from tests.support.mock_anthropic import MOCK_TEXT, MockAnthropic, MockRequest, Reply
@@ -318,6 +318,7 @@ def test_storage_and_fallback(mocks: tuple[MockAnthropic, MockOpenAI], tmp_path:
         with proxy.db() as db:
             raws = {e.id: (load_raw(db, e.response_raw_hash), load_raw(db, e.provider_response_hash) if
                            e.provider_response_hash else None) for e in stored}
+            first_headers = request_headers(db, stored[0]) if stored else []
 
     assert len(stored) == 2 and all(e.routed for e in stored)
     first, second = stored
@@ -328,7 +329,7 @@ def test_storage_and_fallback(mocks: tuple[MockAnthropic, MockOpenAI], tmp_path:
     assert "sk-mock-openai" not in json.dumps(first.provider_request)
     assert first.model == "claude-routed-test" and first.stop_reason == "tool_use"
     assert first.host == "127.0.0.1" and first.port == upstream.port and first.path == "/v1/messages"
-    assert header(first.request_headers, "x-ccbridge-route") is None
+    assert header(first_headers, "x-ccbridge-route") is None
     client_got, provider_sent = raws[first.id]
     assert client_got is not None and b"event: message_start" in client_got and b'"call_b"' in client_got
     assert provider_sent is not None

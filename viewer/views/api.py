@@ -70,7 +70,7 @@ def api_request(exchange_id: int, db: SessionDep) -> dict[str, Any]:
     return {
         **serialize.exchange_summary(row, costs.exchange_cost(row)),
         "session_id": row.session_id, "thread_id": thread_id, "previous_in_thread": previous_id,
-        "request_headers": row.request_headers, "response_headers": row.response_headers,
+        "request_headers": read.request_headers(db, row), "response_headers": row.response_headers,
         "request": request_document(db, row), "response": response,
         "sse_events": [{"event": e.event, "data": e.data, "ms": e.at} for e in read.response_events(db, row)],
         "ratelimit": row.ratelimit, "error_message": row.error_message,

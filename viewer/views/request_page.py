@@ -90,7 +90,8 @@ def request_view(exchange_id: int, request: Request, db: SessionDep, templates: 
     if response is None and row.response_raw_hash and not row.is_sse:
         raw_response = (read.load_raw(db, row.response_raw_hash) or b"")[:MAX_SHOWN].decode("utf-8", errors="replace")
     return templates.TemplateResponse(request, "request.html", {
-        "e": row, "request_body": _shown(body), "response_body": _shown(response),
+        "e": row, "request_headers": read.request_headers(db, row), "request_body": _shown(body),
+        "response_body": _shown(response),
         "events": read.response_events(db, row), "raw_response": raw_response, "timing": _timing(row), "diff": diff,
         "thread_id": thread_id, "previous_id": previous_id, "tokens": costs.tokens_of(row),
         "cost": costs.exchange_cost(row),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -35,8 +35,20 @@ def open_engine(url: str | None = None, *, create: bool = True, busy_seconds: fl
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", partial(_sqlite_pragmas, busy_ms=int(busy_seconds * 1000)))
     if create:
-        SQLModel.metadata.create_all(engine)
+        create_tables(engine)
     return engine
+
+
+# Any fixed number: the key of the PostgreSQL advisory lock that makes proxies create the tables one by one.
+_CREATE_LOCK = 0x636362726964
+
+
+def create_tables(engine: Engine) -> None:
+    """Create the missing tables; on PostgreSQL under a lock, so that proxies starting together do not collide."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CREATE_LOCK})
+        SQLModel.metadata.create_all(conn)
 
 
 def _sqlite_pragmas(connection: DBAPIConnection, _record: ConnectionPoolEntry, busy_ms: int) -> None:

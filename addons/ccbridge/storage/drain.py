@@ -30,9 +30,10 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 
 from .codec import unpack
+from .inserts import insert_ignoring_duplicates
 from .journal import START, Batch, Position, Reader, Record, journal_id
 from .models import JournalCheckpoint, table_of
-from .writer import Committer, insert_ignoring_duplicates, raw_rows
+from .writer import Committer, raw_rows
 
 log = logging.getLogger("ccbridge.storage")
 STATUS_NAME = "status.json"

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Integer, delete, func, insert, inspect, select, update
+from sqlalchemy import Integer, delete, func, inspect, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel, col
 
 from .db import open_engine, sqlite_path
-from .models import AlternateAnswer, Blob, Exchange, MessageNode, RawBody, Session
+from .inserts import insert_ignoring_duplicates
+from .models import AlternateAnswer, Blob, Exchange, MessageNode, RawBody, Session, table_of
+from .pieces import Skeleton
 from .read import ancestry
 
 BATCH = 500  # ids per DELETE ... IN (...)
@@ -24,14 +26,28 @@ def _chunks(items: list[str]) -> list[list[str]]:
     return [items[i : i + BATCH] for i in range(0, len(items), BATCH)]
 
 
+COUNTS = ("request_count", "subagent_request_count", "subagent_runs", "input_tokens", "output_tokens",
+          "cache_creation_input_tokens", "cache_read_input_tokens", "error_count", "routed_count")
+
+
 def update_sessions(conn: Connection, touched: dict[str, dict[str, str]]) -> None:
     """Recompute the summary of each touched session from its exchanges (correct with several writers).
 
     `touched` maps a session id to hints the exchanges do not hold: `client_version`, `project_dir`.
+    Each summary row is made to exist and then locked before its exchanges are counted: a writer that
+    updates the same session at the same time waits until this one commits, then counts what it added
+    (on PostgreSQL each statement sees what was committed before it; SQLite has one writer at a time).
     """
     if not touched:
         return
-    ids = list(touched)
+    ids = sorted(touched)  # locks taken in one order by every writer
+    placeholder = datetime.now(UTC)
+    insert_ignoring_duplicates(conn, table_of(Session), [
+        {"id": sid, "started_at": placeholder, "last_activity_at": placeholder, "models": [],
+         "project_dir": touched[sid].get("project_dir"), **dict.fromkeys(COUNTS, 0)} for sid in ids])
+    known = (select(col(Session.id), col(Session.project_dir)).where(col(Session.id).in_(ids))
+             .order_by(col(Session.id)).with_for_update())
+    existing = {row.id: row for row in conn.execute(known)}
     e = inspect(Exchange).local_table.c
     errors = func.sum(
         func.coalesce(((e.error_kind.is_not(None)) | (e.status_code >= 400)).cast(Integer), 0)
@@ -59,8 +75,6 @@ def update_sessions(conn: Connection, touched: dict[str, dict[str, str]]) -> Non
         select(e.session_id, e.model).where(e.session_id.in_(ids), e.model.is_not(None)).distinct()
     ):
         models.setdefault(session_id, []).append(model)
-    known = select(col(Session.id), col(Session.project_dir)).where(col(Session.id).in_(ids))
-    existing = {row.id: row for row in conn.execute(known)}
     for (sid, first, last, count, sub, agents, inp, out, cwrite, cread, errs, routed) in stats:
         hint = touched.get(sid, {})
         values = {
@@ -71,12 +85,9 @@ def update_sessions(conn: Connection, touched: dict[str, dict[str, str]]) -> Non
         }
         if hint.get("client_version"):
             values["client_version"] = hint["client_version"]
-        if sid in existing:
-            if existing[sid].project_dir is None and hint.get("project_dir"):
-                values["project_dir"] = hint["project_dir"]
-            conn.execute(update(Session).where(col(Session.id) == sid).values(**values))
-        else:
-            conn.execute(insert(Session).values(id=sid, project_dir=hint.get("project_dir"), **values))
+        if sid in existing and existing[sid].project_dir is None and hint.get("project_dir"):
+            values["project_dir"] = hint["project_dir"]
+        conn.execute(update(Session).where(col(Session.id) == sid).values(**values))
 
 
 def prune(engine: Engine, days: float, now: datetime | None = None) -> dict[str, int]:
@@ -117,14 +128,16 @@ def delete_orphan_nodes(conn: Connection) -> int:
 
 
 def delete_orphan_blobs(conn: Connection) -> int:
-    """Delete the blobs no remaining exchange or message node refers to; how many went."""
+    """Delete the blobs no remaining exchange, skeleton or message node refers to; how many went."""
     used: set[str] = set()
-    for system, tools, answer in conn.execute(select(col(Exchange.system_refs), col(Exchange.tool_refs),
-                                                     col(Exchange.response_message_hash))):
-        used.update(system or [])
-        used.update(tools or [])
-        if answer:
-            used.add(answer)
+    for row in conn.execute(select(col(Exchange.response_message_hash), col(Exchange.request_skeleton_hash),
+                                   col(Exchange.request_headers_hash)).distinct()):
+        used.update(h for h in row if h)
+    skeletons = [h for (h,) in conn.execute(select(col(Exchange.request_skeleton_hash)).distinct()) if h]
+    for part in _chunks(skeletons):
+        for (text,) in conn.execute(select(col(Blob.json_text)).where(col(Blob.hash).in_(part))):
+            skeleton = Skeleton.parse(text)
+            used.update([*(skeleton.system_refs or []), *(skeleton.tool_refs or [])])
     used.update(h for (h,) in conn.execute(select(col(MessageNode.message_hash)).distinct()))
     stale = [h for (h,) in conn.execute(select(col(Blob.hash))) if h not in used]
     for part in _chunks(stale):

@@ -10,6 +10,11 @@ its whole history every turn costs storage linear in its length, not quadratic:
   at the node of its last message, so the ordered message references of a request are the path from the
   root to that node, and "request B continues request A" is "A's node is an ancestor of B's node".
 - `RawBody`: bytes that are not decomposed (SSE streams, non-JSON or odd bodies), also content-addressed.
+
+What stays the same from one request to the next is a `Blob` too, so a turn costs little more than what it
+adds: the request's skeleton (the body but its messages, with the system and tool lists as references to
+their pieces, kind "skeleton") and its header list (kind "headers"), whose values that change every request
+(its length, a request id) stay on the exchange.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ class Blob(SQLModel, table=True):
     """One distinct JSON piece of a request or response, stored once."""
 
     hash: str = Field(primary_key=True, max_length=64)
-    kind: str = Field(max_length=16)  # system | tool | message
+    kind: str = Field(max_length=16)  # system | tool | message | skeleton | headers
     size: int
     json_text: str = Field(sa_column=Column(Text, nullable=False))
 
@@ -86,14 +91,14 @@ class Exchange(SQLModel, table=True):
     path: str = Field(sa_column=Column(Text, nullable=False))
     query: str = Field(default="", sa_column=Column(Text, nullable=False))
     http_version: str = Field(default="", max_length=16)
-    request_headers: list[list[str]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # The header list (a Blob) with the values that vary per request kept here; read.request_headers joins them.
+    request_headers_hash: str | None = Field(default=None, max_length=64)
+    request_header_values: list[str] | None = Field(default=None, sa_column=Column(JSON))
 
     # Request body: "messages" (decomposed into pieces), "raw" (bytes in RawBody) or "empty".
     request_body_kind: str = Field(default="empty", max_length=16)
     request_size: int = 0
-    request_skeleton: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
-    system_refs: list[str] | None = Field(default=None, sa_column=Column(JSON))
-    tool_refs: list[str] | None = Field(default=None, sa_column=Column(JSON))
+    request_skeleton_hash: str | None = Field(default=None, max_length=64)  # Blob: all but the messages
     messages_tail: str | None = Field(default=None, max_length=32, index=True)
     message_count: int = 0
     cache_marks: list[list[Any]] | None = Field(default=None, sa_column=Column(JSON))
@@ -101,7 +106,8 @@ class Exchange(SQLModel, table=True):
     request_encoding: str | None = Field(default=None, max_length=64)  # content-encoding the client used
 
     # Who: Claude Code's identity for this request.
-    session_id: str | None = Field(default=None, max_length=128, index=True)
+    # no index of its own: ix_exchange_session_started begins with it
+    session_id: str | None = Field(default=None, max_length=128)
     session_source: str | None = Field(default=None, max_length=32)  # header | metadata_json | metadata_legacy
     agent_id: str | None = Field(default=None, max_length=64)
     parent_agent_id: str | None = Field(default=None, max_length=64)

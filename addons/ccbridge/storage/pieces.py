@@ -11,7 +11,7 @@ import json
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -104,6 +104,43 @@ class Piece:
     json_text: str
 
 
+def make_piece(kind: str, value: Any) -> Piece:
+    """`value` as a piece of `kind`, keyed by its compact JSON."""
+    text = compact_json(value)
+    return Piece(text_hash(text), kind, text)
+
+
+# Headers whose value changes from one request to the next: the body's length, a retry count, ids of the
+# request or of its trace. With their values kept on the exchange, the rest of a header list is the same
+# for every request of a session and is stored once.
+VARYING_HEADERS = frozenset({"content-length", "x-stainless-retry-count", "date", "traceparent", "tracestate",
+                             "sentry-trace", "baggage"})
+
+
+def varies(name: str) -> bool:
+    lower = name.lower()
+    return lower in VARYING_HEADERS or lower.endswith("request-id")
+
+
+def split_headers(headers: Iterable[Iterable[str]]) -> tuple[list[list[str | None]], list[str]]:
+    """The header list with each varying value replaced by null, and those values in order."""
+    shared: list[list[str | None]] = []
+    values: list[str] = []
+    for name, value in headers:
+        if varies(name):
+            shared.append([name, None])
+            values.append(value)
+        else:
+            shared.append([name, value])
+    return shared, values
+
+
+def join_headers(shared: Iterable[Iterable[str | None]], values: Iterable[str]) -> list[list[str]]:
+    """Undo `split_headers`: the nulls filled with `values`, in order."""
+    left = iter(values)
+    return [[str(name), next(left, "") if value is None else value] for name, value in shared]
+
+
 @dataclass
 class Decomposed:
     """A request body as a skeleton plus references to pieces."""
@@ -114,6 +151,26 @@ class Decomposed:
     message_refs: list[str]
     cache_marks: list[list[Any]]  # [section, index, path, value]
     pieces: dict[str, Piece] = field(default_factory=dict)
+
+
+class Skeleton(NamedTuple):
+    """A request body but its messages: its other keys, and its system and tool lists as piece references.
+
+    Stored as one piece (kind "skeleton"): the turns of a conversation change their messages only, so they
+    share it.
+    """
+
+    body: dict[str, Any]
+    system_refs: list[str] | None
+    tool_refs: list[str] | None
+
+    def piece(self) -> Piece:
+        return make_piece("skeleton", {"body": self.body, "system": self.system_refs, "tools": self.tool_refs})
+
+    @classmethod
+    def parse(cls, json_text: str) -> Skeleton:
+        stored = json.loads(json_text)
+        return cls(stored["body"], stored["system"], stored["tools"])
 
 
 def _is_piece_list(value: Any) -> bool:

@@ -22,7 +22,8 @@ from sqlmodel import Session, col, select
 from .. import sse
 from .db import open_engine as open_engine  # opening the database is part of reading it
 from .models import AlternateAnswer, Blob, Exchange, MessageNode, RawBody
-from .pieces import assemble, stream_dictionary
+from .pieces import Skeleton as Skeleton  # a request skeleton is what read hands out
+from .pieces import assemble, join_headers, stream_dictionary
 
 CHUNK = 500  # hashes per IN (...): well below every database's limit on bound parameters
 
@@ -133,22 +134,50 @@ def rebuild_request_body(db: Session, exchange: Exchange) -> dict[str, Any] | by
     """The request body as it was sent: a dict for decomposed bodies, bytes for raw ones."""
     if exchange.request_body_kind == "raw":
         return load_raw(db, exchange.request_raw_hash)
-    if exchange.request_body_kind != "messages" or exchange.request_skeleton is None:
+    skeleton = request_skeleton(db, exchange)
+    if exchange.request_body_kind != "messages" or skeleton is None:
         return None
     message_refs = message_refs_of(db, exchange.messages_tail)
-    texts = load_blob_texts(db, [*(exchange.system_refs or []), *(exchange.tool_refs or []), *message_refs])
+    texts = load_blob_texts(db, [*(skeleton.system_refs or []), *(skeleton.tool_refs or []), *message_refs])
 
     def pick(refs: list[str] | None) -> list[Any] | None:
         # parsed per reference: a piece used twice must not share one object when markers go back in
         return None if refs is None else [json.loads(texts[h]) for h in refs]
 
     return assemble(
-        exchange.request_skeleton,
-        pick(exchange.system_refs),
-        pick(exchange.tool_refs),
+        skeleton.body,
+        pick(skeleton.system_refs),
+        pick(skeleton.tool_refs),
         pick(message_refs),
         exchange.cache_marks,
     )
+
+
+def load_skeletons(db: Session, hashes: Iterable[str | None]) -> dict[str, Skeleton]:
+    """Each stored request skeleton among `hashes`, by hash."""
+    return {h: Skeleton.parse(t) for h, t in load_blob_texts(db, [h for h in hashes if h]).items()}
+
+
+def request_skeleton(db: Session, exchange: Exchange) -> Skeleton | None:
+    """The skeleton of a decomposed request (all but its messages); None for other bodies."""
+    digest = exchange.request_skeleton_hash
+    if digest is None:
+        return None
+    skeleton = load_skeletons(db, [digest]).get(digest)
+    if skeleton is None:
+        raise LookupError(f"request skeleton {digest} is missing")
+    return skeleton
+
+
+def request_headers(db: Session, exchange: Exchange) -> list[list[str]]:
+    """The request's header list as stored (secrets fingerprinted); LookupError if its piece is gone."""
+    digest = exchange.request_headers_hash
+    if digest is None:
+        return []
+    text = load_blob_texts(db, [digest]).get(digest)
+    if text is None:
+        raise LookupError(f"header list {digest} is missing")
+    return join_headers(json.loads(text), exchange.request_header_values or [])
 
 
 def rebuild_answer(db: Session, exchange: Exchange) -> dict[str, Any] | None:

@@ -14,13 +14,16 @@ from .holdable import fit_exchange, fit_json, fit_text, has_lone_surrogate
 from .models import Exchange, MessageNode
 from .pieces import (
     Piece,
+    Skeleton,
     compact_json,
     decompose,
     is_decomposable,
+    make_piece,
     message_nodes,
     parse_json,
     piece_hash,
     raw_row,
+    split_headers,
 )
 
 
@@ -71,7 +74,6 @@ def build_rows(captured: CapturedExchange, salt: bytes) -> Rows:
         path=redact.redact_path(captured.path, salt),
         query="&".join(f"{k}={v}" for k, v in redact.redact_query(captured.query, salt)),
         http_version=captured.http_version,
-        request_headers=redact.redact_headers(captured.request_headers, salt),
         complete=captured.complete,
         error_kind=captured.error_kind,
         error_message=captured.error_message,
@@ -80,6 +82,7 @@ def build_rows(captured: CapturedExchange, salt: bytes) -> Rows:
         provider_request=_provider_request(captured, salt),
     )
     rows = Rows(exchange)
+    set_request_headers(rows, redact.redact_headers(captured.request_headers, salt))
     request_headers = HeaderView(captured.request_headers)
     body = _request(rows, captured, request_headers.get("content-encoding"), salt)
     who = identity.identify(request_headers, body)
@@ -101,6 +104,20 @@ def finish(rows: Rows) -> None:
         if changed:
             rows.problems.append(f"project directory: {'; '.join(changed)}")
     rows.exchange["problems"] = fit_json(rows.problems)[0] or None
+
+
+def set_request_headers(rows: Rows, headers: list[list[str]]) -> None:
+    """Store the (redacted) header list as a piece shared by the requests that send it, its varying values here."""
+    headers, changed = fit_json(headers)
+    rows.problems.extend(f"request headers: {change}" for change in changed)
+    shared, values = split_headers(headers)
+    rows.exchange["request_headers_hash"] = _piece(rows, make_piece("headers", shared))
+    rows.exchange["request_header_values"] = values or None
+
+
+def _piece(rows: Rows, piece: Piece) -> str:
+    rows.pieces.setdefault(piece.hash, piece)
+    return piece.hash
 
 
 def _raw(rows: Rows, data: bytes, answer: Piece | None = None) -> str:
@@ -152,9 +169,9 @@ def _request(rows: Rows, captured: CapturedExchange, encoding: str | None, salt:
         rows.pieces.update(split.pieces)
         rows.nodes = message_nodes(split.message_refs)
         exchange["request_body_kind"] = "messages"
-        exchange["request_skeleton"] = split.skeleton
-        exchange["system_refs"] = split.system_refs
-        exchange["tool_refs"] = split.tool_refs
+        skeleton, changed = fit_json(split.skeleton)
+        rows.problems.extend(f"request skeleton: {change}" for change in changed)
+        exchange["request_skeleton_hash"] = _piece(rows, Skeleton(skeleton, split.system_refs, split.tool_refs).piece())
         exchange["messages_tail"] = rows.nodes[-1].id if rows.nodes else None
         exchange["message_count"] = len(split.message_refs)
         exchange["cache_marks"] = split.cache_marks or None

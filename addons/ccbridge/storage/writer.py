@@ -16,38 +16,20 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
 from .. import redact
 from ..captured import CapturedExchange
+from .inserts import insert_ignoring_duplicates
 from .maintenance import update_sessions
 from .models import Blob, Exchange, MessageNode, Meta, RawBody, table_of
 from .pieces import raw_row
-from .record import EXCHANGE_DEFAULTS, Rows, body_to_store, build_rows, finish, when
+from .record import EXCHANGE_DEFAULTS, Rows, body_to_store, build_rows, finish, set_request_headers, when
 
 log = logging.getLogger("ccbridge.storage")
 _STOP = object()
-
-
-def insert_ignoring_duplicates(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
-    """INSERT that skips rows whose primary key exists (content-addressed tables)."""
-    if not rows:
-        return
-    if conn.dialect.name == "sqlite":
-        conn.execute(sqlite.insert(table).on_conflict_do_nothing(), rows)
-    elif conn.dialect.name == "postgresql":
-        conn.execute(postgresql.insert(table).on_conflict_do_nothing(), rows)
-    else:
-        for row in rows:
-            try:
-                with conn.begin_nested():
-                    conn.execute(insert(table), [row])
-            except IntegrityError:
-                pass
 
 
 def load_salt(engine: Engine) -> bytes:
@@ -109,7 +91,7 @@ class Committer:
             insert_ignoring_duplicates(conn, table_of(Blob), list(blobs.values()))
             insert_ignoring_duplicates(conn, table_of(MessageNode), list(nodes.values()))
             insert_ignoring_duplicates(conn, table_of(RawBody), list(raw.values()))
-            insert_ignoring_duplicates(conn, table_of(Exchange), [rows.exchange for rows in built])
+            insert_ignoring_duplicates(conn, table_of(Exchange), [rows.exchange for rows in built], key="flow_id")
             update_sessions(conn, session_hints(built))
             if also is not None:
                 also(conn)
@@ -244,11 +226,12 @@ def raw_rows(captured: CapturedExchange, salt: bytes, problem: str | None = None
         EXCHANGE_DEFAULTS, flow_id=captured.flow_id, started_at=when(captured.started_at),
         finished_at=when(captured.finished_at), method=captured.method, scheme=captured.scheme,
         host=captured.host, port=captured.port, path=redact.redact_path(captured.path, salt),
-        request_headers=redact.redact_headers(captured.request_headers, salt), status_code=captured.status_code,
+        status_code=captured.status_code,
         complete=captured.complete, error_kind=captured.error_kind or "error",
         error_message=captured.error_message or "recorded raw: the exchange could not be parsed",
     )
     rows = Rows(exchange)
+    set_request_headers(rows, redact.redact_headers(captured.request_headers, salt))
     for column, data in (("request_raw_hash", captured.request_body), ("response_raw_hash",
                                                                         b"".join(captured.response_chunks))):
         if data:

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from ccbridge.storage import maintenance, read
 from ccbridge.storage.db import open_engine
 from ccbridge.storage.models import Blob, Exchange, MessageNode, RawBody
 from ccbridge.storage.models import Session as SessionRow
 from tests.support.builders import Conversation, text, user, write
+from tests.support.proxy import header
 
 NOW = time.time()
 DAY = 86_400.0
@@ -64,6 +65,10 @@ def test_prune_keeps_what_a_recent_fork_shares_and_deletes_the_rest(engine: Engi
         assert [r.hash for r in db.exec(select(RawBody)).all()] == [kept.response_raw_hash]
         (summary,) = db.exec(select(SessionRow)).all()
         assert summary.id == "forked" and summary.request_count == 1
+        # the other session's header list (its session id) and skeleton went; the kept request's are whole
+        shared = {b.hash for b in db.exec(select(Blob).where(col(Blob.kind).in_(["headers", "skeleton"]))).all()}
+        assert shared == {kept.request_headers_hash, kept.request_skeleton_hash}
+        assert header(read.request_headers(db, kept), "x-claude-code-session-id") == "forked"
     assert counts["nodes"] == 2  # the old branch's last message, and the other session's one message
 
 

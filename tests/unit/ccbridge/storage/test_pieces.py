@@ -4,7 +4,17 @@ import copy
 
 import pytest
 
-from ccbridge.storage.pieces import assemble, decompose, is_decomposable, message_nodes, strip_cache_marks
+from ccbridge.storage.pieces import (
+    Skeleton,
+    assemble,
+    decompose,
+    is_decomposable,
+    join_headers,
+    make_piece,
+    message_nodes,
+    split_headers,
+    strip_cache_marks,
+)
 from tests.fixtures import all_requests
 
 MESSAGE_REQUESTS = [(name, r["body"]) for name, r in all_requests() if is_decomposable(r["body"])]
@@ -90,3 +100,27 @@ def test_marker_outside_content_stays_in_the_piece():
     tool = {"name": "t", "input_schema": {"properties": {"cache_control": {"type": "string"}}}}
     value, marks = strip_cache_marks(tool)
     assert value == tool and marks == []
+
+
+def test_header_lists_that_differ_in_varying_values_share_their_piece():
+    first = [["Host", "api"], ["X-Stainless-Retry-Count", "0"], ["Content-Length", "50079"], ["x-app", "cli"],
+             ["X-Client-Request-Id", "a1"]]
+    second = [["Host", "api"], ["X-Stainless-Retry-Count", "1"], ["Content-Length", "9"], ["x-app", "cli"],
+              ["X-Client-Request-Id", "b2"]]
+    (shared_a, values_a), (shared_b, values_b) = split_headers(first), split_headers(second)
+    assert shared_a == shared_b and make_piece("headers", shared_a).hash == make_piece("headers", shared_b).hash
+    assert values_a == ["0", "50079", "a1"]
+    assert join_headers(shared_a, values_a) == first and join_headers(shared_b, values_b) == second
+
+
+def test_a_header_list_with_repeated_and_empty_values_rebuilds_in_order():
+    headers = [["content-length", ""], ["accept", ""], ["x-request-id", "1"], ["X-Request-Id", "2"], ["a", "b"]]
+    assert join_headers(*split_headers(headers)) == headers
+
+
+@pytest.mark.parametrize("name,body", MESSAGE_REQUESTS, ids=[n for n, _ in MESSAGE_REQUESTS])
+def test_skeleton_piece_round_trips(name, body):
+    split = decompose(body)
+    skeleton = Skeleton(split.skeleton, split.system_refs, split.tool_refs)
+    assert Skeleton.parse(skeleton.piece().json_text) == skeleton
+    assert "messages" not in skeleton.body

@@ -6,11 +6,18 @@ import time
 import pytest
 from sqlmodel import Session, select
 
+from ccbridge import redact
 from ccbridge.captured import CapturedExchange
 from ccbridge.storage.db import open_engine
 from ccbridge.storage.models import Blob, Exchange, MessageNode
 from ccbridge.storage.models import Session as CCSession
-from ccbridge.storage.read import load_raw, message_refs_of, rebuild_request_body
+from ccbridge.storage.read import (
+    load_raw,
+    message_refs_of,
+    rebuild_request_body,
+    request_headers,
+    request_skeleton,
+)
 from ccbridge.storage.writer import Writer
 from tests.fixtures import all_requests, fixture_files
 
@@ -61,6 +68,23 @@ def test_every_fixture_request_rebuilds_equal(engine):
                 assert rebuilt is None
 
 
+def test_request_headers_rebuild_exactly_and_a_session_shares_one_header_piece(engine):
+    items = [captured_from_fixture(name, req) for name, req in REQUESTS]
+    writer = write_all(engine, items)
+    salt = writer.committer.salt
+    with Session(engine) as db:
+        rows = {e.flow_id: e for e in db.exec(select(Exchange)).all()}
+        for item in items:
+            assert request_headers(db, rows[item.flow_id]) == redact.redact_headers(item.request_headers, salt)
+        # the turns of one conversation differ in content-length only: one header list for all of them
+        sync = [rows[n] for n, _ in REQUESTS if n.startswith("2.1.329/subagent-sync") and not rows[n].is_subagent]
+        assert len({tuple(e.request_header_values or ()) for e in sync}) == len(sync) > 1
+        assert len({e.request_headers_hash for e in sync}) == 1
+        assert len({e.request_skeleton_hash for e in sync}) < len(sync)
+        kinds = {b.kind for b in db.exec(select(Blob)).all()}
+        assert {"headers", "skeleton"} <= kinds
+
+
 def test_conversation_pieces_are_shared(engine):
     sync = [(n, r) for n, r in REQUESTS if n.startswith("2.1.329/subagent-sync")]
     write_all(engine, [captured_from_fixture(n, r) for n, r in sync])
@@ -72,9 +96,10 @@ def test_conversation_pieces_are_shared(engine):
         # the follow-up resends the first turn: the first message is shared; the CLI re-sends the second
         # (its environment section) as a plain string instead of a block list, so that one is a new piece
         assert later_refs[0] == first_refs[0] and len(later_refs) > len(first_refs)
-        assert first.tool_refs == follow_up.tool_refs
+        skeletons = {e.flow_id: request_skeleton(db, e) for e in db.exec(select(Exchange)).all()}
+        assert skeletons[first.flow_id].tool_refs == skeletons[follow_up.flow_id].tool_refs
         blob_count = len(db.exec(select(Blob)).all())
-        distinct = {h for e in db.exec(select(Exchange)).all() for h in (e.system_refs or []) + (e.tool_refs or [])}
+        distinct = {h for s in skeletons.values() if s for h in (s.system_refs or []) + (s.tool_refs or [])}
         assert blob_count <= len(distinct) + sum(e.message_count for e in main) + 10
         assert len(db.exec(select(MessageNode)).all()) < sum(e.message_count for e in db.exec(select(Exchange)))
 
