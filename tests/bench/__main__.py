@@ -1,4 +1,7 @@
-"""`python -m tests.bench [area ...]`: run the benchmarks and print their figures (areas: proxy, routing, viewer)."""
+"""`python -m tests.bench [area ...]`: run the benchmarks and print their figures.
+
+Areas: proxy, journal, routing, viewer.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import io
 import sys
 import time
 
-AREAS = ("proxy", "routing", "viewer")
+AREAS = ("proxy", "journal", "routing", "viewer")
 
 
 def main(argv: list[str]) -> int:
