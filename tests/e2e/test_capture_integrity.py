@@ -206,7 +206,7 @@ def test_keys_in_paths_queries_and_with_the_option_bodies_never_reach_the_databa
     exchanges = proxy.exchanges()
     assert len(exchanges) == 3 and exchanges[2].path.startswith("/v1/keys/sk-ant-api03…")
     with proxy.db() as db:
-        from ccbridge.storage.pieces import rebuild_request_body
+        from ccbridge.storage.read import rebuild_request_body
 
         rebuilt = json.dumps(rebuild_request_body(db, exchanges[0]))
     assert "deploy with ghp_" in rebuilt and "#" in rebuilt  # the rest of the prompt is kept as sent

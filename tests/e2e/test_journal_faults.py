@@ -83,7 +83,7 @@ class Load:
 
 
 def stored_prompts(proxy: ProxyProcess) -> list[str]:
-    from ccbridge.storage.pieces import rebuild_request_body
+    from ccbridge.storage.read import rebuild_request_body
 
     with proxy.db() as db:
         return [rebuild_request_body(db, e)["messages"][0]["content"] for e in proxy.exchanges()]
