@@ -62,24 +62,33 @@ class Tee:
         self.watch = watch
 
     def __call__(self, chunk: bytes) -> Iterable[bytes] | bytes:
-        out: Iterable[bytes] | bytes = chunk
         if self.watch is not None:
             self.watch.touch()
+        if self.inner is not None:
+            return self._through_inner(chunk)
+        # the common case, once per chunk of every stream: no type tests, no copy
+        if not chunk:
+            return []  # b"" before the end would end an HTTP/1.1 body early
         try:
-            if self.inner is not None:
-                out = self.inner(chunk)
-                if isinstance(out, bytes | bytearray):
-                    self._keep(bytes(out))
-                else:
-                    out = list(out)
-                    for piece in out:
-                        self._keep(piece)
-            elif chunk:
-                self._keep(chunk)
+            self._keep(chunk)
+        except Exception:
+            log.exception("ccbridge: stream tee failed for flow %s", self.captured.flow_id)
+        return chunk
+
+    def _through_inner(self, chunk: bytes) -> Iterable[bytes] | bytes:
+        """Another addon's stream callable runs first; what it returns is what the client gets and is kept."""
+        out: Iterable[bytes] | bytes = chunk
+        try:
+            out = self.inner(chunk) if self.inner is not None else chunk
+            if isinstance(out, bytes | bytearray):
+                self._keep(bytes(out))
+            else:
+                out = list(out)
+                for piece in out:
+                    self._keep(piece)
         except Exception:
             log.exception("ccbridge: stream tee failed for flow %s", self.captured.flow_id)
             return chunk or []
-        # b"" before the end would end an HTTP/1.1 body early: return nothing instead.
         if isinstance(out, bytes | bytearray):
             return out if out else []
         return out
@@ -89,11 +98,12 @@ class Tee:
             return
         captured = self.captured
         captured.chunk_times.append(time.time())
-        if self.kept + len(chunk) > self.limit:
+        kept = self.kept + len(chunk)
+        if kept > self.limit:
             captured.response_truncated = True
-            return
-        self.kept += len(chunk)
-        captured.response_chunks.append(chunk)
+        else:
+            self.kept = kept
+            captured.response_chunks.append(chunk)
 
 
 class Recorder(Protocol):

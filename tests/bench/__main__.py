@@ -8,7 +8,7 @@ import io
 import sys
 import time
 
-AREAS = ("proxy", "routing", "viewer", "storage")
+AREAS = ("proxy", "journal", "routing", "viewer", "storage")
 
 
 def main(argv: list[str]) -> int:

@@ -2,12 +2,13 @@
 
 Format. A journal is a directory of segment files (`000000000001.seg`, `000000000002.seg`, ...) written in
 that order. A segment is a run of records; a record is a 20-byte header (magic `CCJ1`, payload length,
-CRC-32 of the rest, the append time) followed by the payload. Why this rather than an SQLite spool or a
-library: an append is one `write()` to a file opened with O_APPEND (no lock, no transaction, no fsync: a
-few microseconds for a Claude Code request), which the proxy's event loop can afford for every exchange,
-and which needs no thread or in-memory queue that a crash would empty; reading needs nothing but the file;
-a record cut short by a crash shows by its length or CRC; and deleting what the database has committed is
-unlinking whole files, as with PostgreSQL's WAL or Kafka's log segments.
+CRC-32 of the rest, the append time) followed by the payload (a captured exchange: `storage/codec.py`).
+Why this rather than an SQLite spool or a library: an append is one `writev()` to a file opened with
+O_APPEND (no lock, no transaction, no fsync: tens of microseconds for a Claude Code request), which the
+proxy's event loop can afford for every exchange, and which needs no thread or in-memory queue that a crash
+would empty; reading needs nothing but the file; a record cut short by a crash shows by its length or CRC;
+and deleting what the database has committed is unlinking whole files, as with PostgreSQL's WAL or Kafka's
+log segments.
 
 Durability: a `write()` that returned is in the kernel's page cache, so a proxy killed with SIGKILL loses
 only the exchanges still in flight. An OS crash or power loss may lose the last seconds: an fsync per
@@ -31,7 +32,7 @@ import struct
 import time
 import uuid
 import zlib
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -82,11 +83,18 @@ class Backlog:
     oldest: float | None  # append time of the first pending record
 
 
+def header(parts: Sequence[bytes], appended_at: float | None = None) -> bytes:
+    """The header of a record whose payload is `parts` one after another."""
+    stamp = time.time() if appended_at is None else appended_at
+    crc = zlib.crc32(struct.pack("<d", stamp))
+    for part in parts:
+        crc = zlib.crc32(part, crc)
+    return HEADER.pack(MAGIC, sum(map(len, parts)), crc, stamp)
+
+
 def encode(payload: bytes, appended_at: float | None = None) -> bytes:
     """One record: header and payload."""
-    stamp = time.time() if appended_at is None else appended_at
-    crc = zlib.crc32(payload, zlib.crc32(struct.pack("<d", stamp)))
-    return HEADER.pack(MAGIC, len(payload), crc, stamp) + payload
+    return header((payload,), appended_at) + payload
 
 
 def segment_path(directory: Path, number: int) -> Path:
@@ -154,17 +162,23 @@ class Appender:
         """Right after the last record appended."""
         return Position(self.segment, self.size)
 
-    def append(self, payload: bytes) -> Position:
-        """Write one record; returns where it ends. An OSError (disk full) is raised after sealing the segment."""
+    def append(self, *payload: bytes) -> Position:
+        """Write one record whose payload is the given parts, with one `writev()` and no copy of them.
+
+        Returns where it ends. An OSError (disk full) is raised after sealing the segment.
+        """
         if self.size >= self.segment_bytes:
             self.rotate()
-        record = encode(payload)
+        buffers = [header(payload), *payload]
         try:
-            view = memoryview(record)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
-                self.size += written
+            written = os.writev(self._fd, buffers)
+            self.size += written
+            if written < sum(map(len, buffers)):  # a short write (the disk filling up): the rest, or an OSError
+                rest = memoryview(b"".join(buffers))[written:]
+                while rest:
+                    written = os.write(self._fd, rest)
+                    rest = rest[written:]
+                    self.size += written
         except OSError:
             # whatever part reached the file is now a torn tail, which only a sealed segment may have
             with contextlib.suppress(OSError):

@@ -72,6 +72,15 @@ def test_body_over_the_limit_is_passed_on_but_marked_truncated():
     assert captured.response_chunks == [b"1234"] and captured.response_truncated
 
 
+
+def test_the_tee_keeps_each_chunk_it_passes_on_as_is_with_its_arrival_time():
+    captured = CapturedExchange("f", 0, "GET", "http", "h", 1, "/", [], "HTTP/1.1", [], None)
+    tee = Tee(captured, 1000)
+    chunk = b"data: " + b"x" * 100
+    assert tee(chunk) is chunk
+    assert captured.response_chunks[0] is chunk  # a reference: nothing is copied on the event loop
+    assert len(captured.chunk_times) == 1 and captured.chunk_times[0] > 0
+
 def test_error_records_what_arrived():
     recorder = Recorder()
     addon = Capture(recorder)

@@ -35,3 +35,12 @@ def test_lone_surrogate_is_found_only_where_json_text_escapes_one():
     assert has_lone_surrogate(rb'{"a":"\ud800"}', {"a": "\ud800"})
     assert not has_lone_surrogate(rb'{"a":"\ud83d\ude00"}', {"a": "\U0001f600"})  # a valid pair
     assert not has_lone_surrogate(b'{"a":"x"}', {"a": "x"})
+
+
+def test_lone_surrogate_is_found_in_keys_deep_values_and_beside_what_orjson_refuses():
+    big = 10**30  # orjson cannot write it, so the check has to look string by string
+    assert has_lone_surrogate(rb'{"\udc00":1}', {"\udc00": 1})
+    assert has_lone_surrogate(rb'{"m":[{"c":[{"t":"ok \ud83d"}]}]}', {"m": [{"c": [{"t": "ok \ud83d"}]}]})
+    assert has_lone_surrogate(rb'{"n":1000000000000000000000000000000,"a":"\ud800"}', {"n": big, "a": "\ud800"})
+    assert not has_lone_surrogate(rb'{"n":1000000000000000000000000000000,"a":"\ud83d\ude00"}',
+                                  {"n": big, "a": "\U0001f600"})

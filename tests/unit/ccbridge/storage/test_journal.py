@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from ccbridge.captured import CapturedExchange
-from ccbridge.storage.codec import pack, unpack
 from ccbridge.storage.journal import (
     HEADER,
     START,
@@ -135,11 +133,3 @@ def test_a_wiped_journal_gets_a_new_id(tmp_path: Path):
     (tmp_path / "j" / "journal.id").unlink()
     assert journal_id(tmp_path / "j") != before
 
-
-def test_a_captured_exchange_round_trips_through_a_record():
-    captured = CapturedExchange(
-        flow_id="f1", started_at=1.5, method="POST", scheme="https", host="api.anthropic.com", port=443,
-        path="/v1/messages", query=[("beta", "true")], http_version="HTTP/1.1",
-        request_headers=[("x-api-key", "k")], request_body=b"{}", response_chunks=[b"a", b"b"],
-        route={"provider": "p"}, complete=True)
-    assert unpack(pack(captured)) == captured
