@@ -82,11 +82,11 @@ class Backlog:
     oldest: float | None  # append time of the first pending record
 
 
-def encode(payload: bytes, appended_at: float | None = None) -> bytes:
-    """One record: header and payload."""
+def record_header(payload: bytes, appended_at: float | None = None) -> bytes:
+    """The header that goes before `payload` in its record."""
     stamp = time.time() if appended_at is None else appended_at
     crc = zlib.crc32(payload, zlib.crc32(struct.pack("<d", stamp)))
-    return HEADER.pack(MAGIC, len(payload), crc, stamp) + payload
+    return HEADER.pack(MAGIC, len(payload), crc, stamp)
 
 
 def segment_path(directory: Path, number: int) -> Path:
@@ -158,13 +158,14 @@ class Appender:
         """Write one record; returns where it ends. An OSError (disk full) is raised after sealing the segment."""
         if self.size >= self.segment_bytes:
             self.rotate()
-        record = encode(payload)
         try:
-            view = memoryview(record)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
-                self.size += written
+            # header and payload written one after the other: joining them would copy a 20 MB body once more
+            for part in (record_header(payload), payload):
+                view = memoryview(part)
+                while view:
+                    written = os.write(self._fd, view)
+                    view = view[written:]
+                    self.size += written
         except OSError:
             # whatever part reached the file is now a torn tail, which only a sealed segment may have
             with contextlib.suppress(OSError):
