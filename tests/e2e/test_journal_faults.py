@@ -23,7 +23,7 @@ from ccbridge.storage.journal import START, Reader
 from tests.support.mock_anthropic import MockAnthropic
 from tests.support.proxy import ProxyProcess, start_proxy, writer_children
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.fault]
 STOP_LIMIT = 15.0  # the issue: mitmdump stops within 15 s of SIGTERM, whatever the writer is doing
 CLOSING = re.compile(r"ccbridge: (\d+) exchanges recorded, (\d+) failed, (\d+) pending in the journal")
 
