@@ -4,6 +4,7 @@ while the database is away. Every exchange whose answer the client got reaches t
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -20,6 +21,7 @@ import pytest
 from ccbridge.storage.codec import unpack
 from ccbridge.storage.drain import read_status
 from ccbridge.storage.journal import START, Reader
+from ccbridge.storage.read import rebuild_request_body
 from tests.support.mock_anthropic import MockAnthropic
 from tests.support.proxy import ProxyProcess, start_proxy, writer_children
 
@@ -83,16 +85,12 @@ class Load:
 
 
 def stored_prompts(proxy: ProxyProcess) -> list[str]:
-    from ccbridge.storage.pieces import rebuild_request_body
-
     with proxy.db() as db:
         return [rebuild_request_body(db, e)["messages"][0]["content"] for e in proxy.exchanges()]
 
 
 def journal_prompts(journal: Path) -> set[str]:
     """The prompts of every exchange in the journal (committed or not)."""
-    import json
-
     batch = Reader(journal).read(START, max_records=100_000, max_bytes=1 << 40)
     return {json.loads(unpack(r.payload).request_body)["messages"][0]["content"] for r in batch.records}
 
