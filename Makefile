@@ -30,7 +30,7 @@ c=$$(uv python find '>=3.12' 2>/dev/null) && [ -n "$$c" ] && { echo "$$c"; exit 
 exit 1
 endef
 
-.PHONY: help venv run proxy viewer test test-fast lint bench db-reset prune clean claude-cli
+.PHONY: help venv run proxy viewer test test-fast faults lint bench db-reset prune clean claude-cli
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -76,6 +76,9 @@ test: venv claude-cli ## Install everything and run every test
 
 test-fast: venv ## Unit tests only (no subprocesses, no browser)
 	$(PY) -m pytest -m 'not e2e and not browser and not postgres' $(PYTEST_ARGS)
+
+faults: venv ## Only the fault suite (PostgreSQL down 60 s, gzip bombs, 10,000 fuzzed exchanges); part of `make test`
+	$(PY) -m pytest -m fault $(PYTEST_ARGS)
 
 lint: venv ## ruff and mypy
 	$(VENV)/bin/ruff check addons viewer tests

@@ -89,7 +89,8 @@ class SSEParser:
 def _line_end(buffer: bytes, start: int) -> tuple[int, int] | None:
     """(end of line, start of next line) for the first line ending at or after `start`."""
     lf = buffer.find(b"\n", start)
-    cr = buffer.find(b"\r", start)
+    # a CR only matters before that LF: searching the whole rest for each line made a long stream quadratic
+    cr = buffer.find(b"\r", start, len(buffer) if lf == -1 else lf)
     if cr != -1 and (lf == -1 or cr < lf):
         return cr, cr + 2 if buffer[cr + 1 : cr + 2] == b"\n" else cr + 1
     if lf != -1:
@@ -118,7 +119,8 @@ class Assembly:
 def assemble_message(events: list[Event]) -> Assembly:
     """Rebuild the Anthropic message from Messages API stream events."""
     out = Assembly(message=None)
-    partial_json: dict[int, str] = {}
+    partial_json: dict[int, list[str]] = {}
+    texts = _Texts()
     for event in events:
         try:
             payload = event.json() if event.data else {}
@@ -136,14 +138,35 @@ def assemble_message(events: list[Event]) -> Assembly:
             if kind not in ("ping",):
                 out.problems.append(f"{kind!r} before message_start")
         else:
-            _apply(out, kind, payload, partial_json)
+            _apply(out, kind, payload, partial_json, texts)
+    texts.join()
     if out.message is not None:
-        for index, text in partial_json.items():  # stream cut inside a tool call
-            _finish_tool_input(out, out.message["content"][index], index, text)
+        for index, pieces in partial_json.items():  # stream cut inside a tool call
+            _finish_tool_input(out, out.message["content"][index], index, "".join(pieces))
     return out
 
 
-def _apply(out: Assembly, kind: str, payload: dict[str, Any], partial_json: dict[int, str]) -> None:
+class _Texts:
+    """The deltas of each block's text fields, joined once at the end (adding up strings was quadratic)."""
+
+    def __init__(self) -> None:
+        self._parts: dict[int, tuple[dict[str, Any], dict[str, list[str]]]] = {}
+
+    def add(self, block: dict[str, Any], key: str, text: Any) -> None:
+        _, fields = self._parts.setdefault(id(block), (block, {}))
+        if key not in fields:
+            fields[key] = [block.get(key, "")]  # the key keeps its place in the block
+            block[key] = ""
+        fields[key].append(text)
+
+    def join(self) -> None:
+        for block, fields in self._parts.values():
+            for key, parts in fields.items():
+                block[key] = "".join(parts)
+
+
+def _apply(out: Assembly, kind: str, payload: dict[str, Any], partial_json: dict[int, list[str]],
+           texts: _Texts) -> None:
     message = out.message
     assert message is not None
     content: list[dict[str, Any]] = message["content"]
@@ -154,17 +177,17 @@ def _apply(out: Assembly, kind: str, payload: dict[str, Any], partial_json: dict
             content.append({})
         content[index] = block
         if block.get("type") in ("tool_use", "server_tool_use", "mcp_tool_use"):
-            partial_json[index] = ""
+            partial_json[index] = []
     elif kind == "content_block_delta":
         index = payload.get("index", -1)
         if not 0 <= index < len(content):
             out.problems.append(f"delta for unknown block {index}")
             return
-        _apply_delta(content[index], payload.get("delta") or {}, partial_json, index)
+        _apply_delta(content[index], payload.get("delta") or {}, partial_json, index, texts)
     elif kind == "content_block_stop":
         index = payload.get("index", -1)
         if index in partial_json:
-            _finish_tool_input(out, content[index], index, partial_json.pop(index))
+            _finish_tool_input(out, content[index], index, "".join(partial_json.pop(index)))
     elif kind == "message_delta":
         delta = payload.get("delta") or {}
         for key in ("stop_reason", "stop_sequence", "container"):
@@ -178,18 +201,19 @@ def _apply(out: Assembly, kind: str, payload: dict[str, Any], partial_json: dict
         out.complete = True
 
 
-def _apply_delta(block: dict[str, Any], delta: dict[str, Any], partial_json: dict[int, str], index: int) -> None:
+def _apply_delta(block: dict[str, Any], delta: dict[str, Any], partial_json: dict[int, list[str]], index: int,
+                 texts: _Texts) -> None:
     kind = delta.get("type")
-    if kind == "text_delta":
-        block["text"] = block.get("text", "") + delta.get("text", "")
-    elif kind == "thinking_delta":
-        block["thinking"] = block.get("thinking", "") + delta.get("thinking", "")
-    elif kind == "signature_delta":
-        block["signature"] = block.get("signature", "") + delta.get("signature", "")
+    if kind in _TEXT_DELTAS:
+        key = _TEXT_DELTAS[kind]
+        texts.add(block, key, delta.get(key, ""))
     elif kind == "input_json_delta":
-        partial_json[index] = partial_json.get(index, "") + delta.get("partial_json", "")
+        partial_json.setdefault(index, []).append(delta.get("partial_json", ""))
     elif kind == "citations_delta":
         block.setdefault("citations", []).append(delta.get("citation"))
+
+
+_TEXT_DELTAS = {"text_delta": "text", "thinking_delta": "thinking", "signature_delta": "signature"}
 
 
 def _finish_tool_input(out: Assembly, block: dict[str, Any], index: int, text: str) -> None:

@@ -4,6 +4,7 @@ while the database is away. Every exchange whose answer the client got reaches t
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -24,7 +25,7 @@ from ccbridge.storage.read import rebuild_request_body
 from tests.support.mock_anthropic import MockAnthropic
 from tests.support.proxy import ProxyProcess, start_proxy, writer_children
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.fault]
 STOP_LIMIT = 15.0  # the issue: mitmdump stops within 15 s of SIGTERM, whatever the writer is doing
 CLOSING = re.compile(r"ccbridge: (\d+) exchanges recorded, (\d+) failed, (\d+) pending in the journal")
 
@@ -90,8 +91,6 @@ def stored_prompts(proxy: ProxyProcess) -> list[str]:
 
 def journal_prompts(journal: Path) -> set[str]:
     """The prompts of every exchange in the journal (committed or not)."""
-    import json
-
     batch = Reader(journal).read(START, max_records=100_000, max_bytes=1 << 40)
     return {json.loads(unpack(r.payload).request_body)["messages"][0]["content"] for r in batch.records}
 

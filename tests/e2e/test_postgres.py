@@ -5,13 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import pwd
-import shutil
-import signal
-import socket
-import subprocess
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -35,7 +28,7 @@ from tests.fixtures import FIXTURES, captured_requests
 from tests.support.builders import Conversation, user
 from tests.support.builders import text as text_block
 from tests.support.mock_anthropic import MockAnthropic
-from tests.support.processes import stop_process
+from tests.support.postgres import started_or_skip
 from tests.support.proxy import ProxyProcess, header, start_proxy
 from tests.unit.ccbridge.storage.test_maintenance import fill_forked
 from tests.unit.ccbridge.storage.test_writer import REQUESTS, captured_from_fixture, unholdable_exchanges
@@ -43,66 +36,10 @@ from tests.unit.ccbridge.storage.test_writer import REQUESTS, captured_from_fixt
 pytestmark = pytest.mark.postgres
 
 
-def postgres_bin(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
-    return str(candidates[-1]) if candidates else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
-    initdb, server = postgres_bin("initdb"), postgres_bin("postgres")
-    if not initdb or not server:
-        message = "PostgreSQL server binaries not found: apt-get install postgresql (.ci/run does)"
-        pytest.fail(message) if os.environ.get("CI") == "true" else pytest.skip(message)
-    # not under pytest's temp root: that is private to its owner, and the server may run as another user
-    top = Path(tempfile.mkdtemp(prefix="ccbridge-pg-"))
-    try:
-        yield from _serve(top, initdb, server)
-    finally:
-        shutil.rmtree(top, ignore_errors=True)
-
-
-def _serve(top: Path, initdb: str, server: str) -> Iterator[str]:
-    data = top / "data"
-    data.mkdir()
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # postgres refuses to run as root: run it as the postgres user (setpriv execs)
-        user = pwd.getpwnam("postgres")
-        os.chown(top, user.pw_uid, user.pw_gid)
-        os.chown(data, user.pw_uid, user.pw_gid)
-        as_user = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--init-groups"]
-    subprocess.run([*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "ccbridge", "--no-sync"],
-                   check=True, capture_output=True, timeout=120)
-    port = free_port()
-    log = (top / "postgres.log").open("wb")
-    process = subprocess.Popen([*as_user, server, "-D", str(data), "-h", "127.0.0.1", "-p", str(port),
-                                "-k", str(data), "-c", "fsync=off"], stdout=log, stderr=subprocess.STDOUT)
-    url = f"postgresql+psycopg://ccbridge@127.0.0.1:{port}/postgres"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                open_engine(url).dispose()
-                break
-            except Exception:
-                if process.poll() is not None:
-                    raise RuntimeError((top / "postgres.log").read_text()) from None
-                time.sleep(0.2)
-        else:
-            raise RuntimeError("PostgreSQL did not start within 30 s")
-        yield url
-    finally:
-        stop_process(process, signal.SIGINT)  # SIGINT: PostgreSQL's fast shutdown
-        log.close()
+    with started_or_skip() as server:
+        yield server.url
 
 
 def test_every_fixture_request_round_trips_on_postgres(postgres_url: str):

@@ -7,13 +7,15 @@ the wire bytes), so tests can compare what passed through the proxy byte for byt
 By default it answers like the real API: `POST /v1/messages` with an SSE text answer (or JSON when the
 request has no `"stream": true`), `POST /v1/messages/count_tokens` with a token count, `HEAD /` and any
 other path with 404. Tests replace that with `mock.handler = fn` (fn: MockRequest -> Reply) or queue
-answers with `mock.queue(reply, ...)`. Authentication is ignored.
+answers with `mock.queue(reply, ...)`. Authentication is ignored. For load with big bodies,
+`MockAnthropic(keep_bodies=False)` keeps only their SHA-256 (`MockRequest.sha256`, `MockExchange.response_sha256`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import itertools
 import json
 import select
@@ -101,8 +103,9 @@ class MockRequest:
     method: str
     target: str
     headers: list[tuple[str, str]]
-    body: bytes
+    body: bytes  # b"" once answered when the mock keeps no bodies
     http_version: str = "1.1"
+    sha256: str = ""  # of the body as received
 
     @property
     def path(self) -> str:
@@ -138,6 +141,12 @@ class MockExchange:
     complete: bool = False  # the whole answer was written
     cut: bool = False  # the mock broke the connection off on purpose
     aborted: bool = False  # writing failed: the peer closed the connection
+    response_hash: Any = field(default_factory=hashlib.sha256, repr=False)  # of the entity bytes sent
+
+    @property
+    def response_sha256(self) -> str:
+        """The hash of the entity bytes sent (kept also when the mock keeps no bodies)."""
+        return self.response_hash.hexdigest()
 
     @property
     def finished(self) -> bool:
@@ -327,8 +336,9 @@ class _Server(socketserver.ThreadingTCPServer):
 class MockAnthropic:
     """The mock server. Use as a context manager, or `start()` / `stop()`."""
 
-    def __init__(self, handler: Callable[[MockRequest], Reply] | None = None) -> None:
+    def __init__(self, handler: Callable[[MockRequest], Reply] | None = None, keep_bodies: bool = True) -> None:
         self.handler: Callable[[MockRequest], Reply] = handler or default_reply
+        self.keep_bodies = keep_bodies
         self._queued: deque[Reply] = deque()
         self._exchanges: list[MockExchange] = []
         self._lock = threading.Lock()
@@ -460,7 +470,8 @@ class MockAnthropic:
                 self._recv(sock, buffer)
             body = bytes(buffer[:length])
             del buffer[:length]
-        return MockRequest(method, target, headers, body, version.removeprefix("HTTP/"))
+        return MockRequest(method, target, headers, body, version.removeprefix("HTTP/"),
+                           hashlib.sha256(body).hexdigest())
 
     def _read_chunked(self, sock: socket.socket, buffer: bytearray) -> bytes:
         body = bytearray()
@@ -490,6 +501,8 @@ class MockAnthropic:
             reply = queued or self.handler(request)
         except Exception as exc:  # a broken test handler shows up as a 500 naming the error
             reply = error_reply(500, "api_error", f"mock handler failed: {exc!r}")
+        if not self.keep_bodies:
+            request.body = b""
         try:
             return self._send_reply(sock, exchange, reply)
         except OSError:
@@ -556,9 +569,12 @@ class MockAnthropic:
     def _send(self, sock: socket.socket, exchange: MockExchange, data: bytes, *, entity: bool,
               entity_bytes: bytes = b"") -> None:
         # recorded before sending: a client may read the bytes and look at the record at once
-        exchange.response_wire += data
         if entity:
-            exchange.response_body += entity_bytes
+            exchange.response_hash.update(entity_bytes)
+        if self.keep_bodies:
+            exchange.response_wire += data
+            if entity:
+                exchange.response_body += entity_bytes
         sock.sendall(data)
 
 

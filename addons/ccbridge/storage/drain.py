@@ -33,12 +33,16 @@ from .codec import unpack
 from .inserts import insert_ignoring_duplicates
 from .journal import START, Batch, Position, Reader, Record, journal_id
 from .models import JournalCheckpoint, table_of
+from .record import Rows
 from .writer import Committer, raw_rows
 
 log = logging.getLogger("ccbridge.storage")
 STATUS_NAME = "status.json"
 FAILED_DIR = "failed"
 BATCH_BYTES = 32 * 1024 * 1024
+# built rows held for one commit: a small record (a gzip bomb) can decode to capture.max_body_mb, so a batch
+# of them would take gigabytes if every row were built before the commit
+ROWS_BYTES = 64 * 1024 * 1024
 
 
 class DatabaseUnavailable(Exception):
@@ -101,6 +105,14 @@ def read_status(directory: Path) -> dict[str, Any]:
         return json.loads((directory / STATUS_NAME).read_text())
     except (FileNotFoundError, ValueError):
         return {}
+
+
+def rows_weight(rows: Rows | None) -> int:
+    """About how many bytes the built rows hold: their pieces and raw bodies."""
+    if rows is None:
+        return 0
+    return sum(len(piece.json_text) for piece in rows.pieces.values()) + sum(
+        len(raw["data"]) for raw in rows.raw.values())
 
 
 def set_aside(directory: Path, record: Record, reason: str) -> None:
@@ -228,16 +240,32 @@ class Drain:
             raise DatabaseUnavailable(describe(exc)) from exc
 
     def _store(self, batch: Batch) -> None:
+        """Build and commit the batch's rows in groups of at most about ROWS_BYTES."""
+        group: list[tuple[Record, Any, str]] = []
+        weight = 0
+        for record in batch.records:
+            rows, reason = self._decode(record)
+            group.append((record, rows, reason))
+            weight += rows_weight(rows)
+            if weight >= ROWS_BYTES:
+                self._store_group(group, record.end)
+                group, weight = [], 0
+        if group:
+            self._store_group(group, batch.end)
+        elif self.position < batch.end:
+            self._commit_position(batch.end)
+
+    def _store_group(self, decoded: list[tuple[Record, Any, str]], end: Position) -> None:
+        """Commit the built rows of consecutive records with the position `end`, or find the one that fails."""
         committer = self.committer
         assert committer is not None
-        decoded = [(record, *self._decode(record)) for record in batch.records]
         good = [rows for _, rows, _ in decoded if rows is not None]
         bad = len(decoded) - len(good)
         for record, rows, reason in decoded:
             if rows is None:
                 set_aside(self.directory, record, reason)  # on disk before the checkpoint moves past it
         try:
-            committer.commit(good, also=self._checkpoint(batch.end, self.recorded + len(good), self.failed + bad))
+            committer.commit(good, also=self._checkpoint(end, self.recorded + len(good), self.failed + bad))
         except Exception as exc:
             if not self._database_works():
                 raise DatabaseUnavailable(describe(exc)) from exc
@@ -245,7 +273,7 @@ class Drain:
             for record, rows, reason in decoded:
                 if rows is None:
                     self._announce(record, reason)
-            self.position, self.recorded, self.failed = batch.end, self.recorded + len(good), self.failed + bad
+            self.position, self.recorded, self.failed = end, self.recorded + len(good), self.failed + bad
             return
         for record, rows, reason in decoded:  # the database works: find the record that does not go in
             if rows is None:

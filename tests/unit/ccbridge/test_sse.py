@@ -99,3 +99,29 @@ def test_error_event_is_kept():
     result = assemble_message(parse_events(stream))
     assert result.error == {"type": "overloaded_error", "message": "busy"}
     assert result.message is None
+
+
+def test_a_long_stream_of_deltas_assembles_every_piece_in_order_with_fields_in_their_place():
+    pieces = [f"{i}é," for i in range(20_000)]
+    stream = b"".join([
+        STREAM[: STREAM.index(b"event: content_block_start")],
+        frame("content_block_start", {"type": "content_block_start", "index": 0,
+                                      "content_block": {"type": "thinking"}}),  # no thinking/signature field yet
+        *(frame("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                        "delta": {"type": "thinking_delta", "thinking": p}}) for p in pieces),
+        frame("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                      "delta": {"type": "signature_delta", "signature": "s1"}}),
+        frame("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                      "delta": {"type": "signature_delta", "signature": "s2"}}),
+        frame("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        frame("message_stop", {"type": "message_stop"}),
+    ])
+    result = assemble_message(parse_events(stream))
+    [block] = result.message["content"]
+    assert list(block) == ["type", "thinking", "signature"]  # in the order the deltas brought them
+    assert block["thinking"] == "".join(pieces) and block["signature"] == "s1s2"
+
+
+def test_a_stream_with_cr_line_ends_only_parses_like_lf():
+    assert [(e.event, e.data) for e in parse_events(STREAM.replace(b"\n", b"\r"))] == [
+        (e.event, e.data) for e in parse_events(STREAM)]

@@ -13,6 +13,7 @@ import pytest
 from sqlmodel import Session, select
 
 from ccbridge.captured import CapturedExchange
+from ccbridge.storage import drain as drain_module
 from ccbridge.storage import record, writer
 from ccbridge.storage.codec import pack
 from ccbridge.storage.db import open_engine
@@ -186,3 +187,33 @@ def test_backoff_doubles_up_to_its_cap_and_starts_again_after_a_success():
     assert waits == [0.5, 1, 2, 4, 8, 16, 30, 30, 30]
     backoff.reset()
     assert backoff.next() == 0.5
+
+
+def test_rows_beyond_the_memory_budget_are_committed_in_groups_and_an_outage_between_them_resumes(
+        db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # each record alone is over the budget: a batch of gzip bombs must not be built all at once
+    monkeypatch.setattr(drain_module, "ROWS_BYTES", 1)
+    commits: list[list[str]] = []
+    real_commit = writer.Committer.commit
+
+    def commit(self, built, also=None):
+        if len(commits) == 2 and fail_third:
+            raise RuntimeError("the server went away")
+        commits.append([rows.exchange["flow_id"] for rows in built])
+        return real_commit(self, built, also)
+
+    monkeypatch.setattr(writer.Committer, "commit", commit)
+    fail_third = True
+    appender = Appender(tmp_path / "journal")
+    ends = [appender.append(pack(exchange(f"f{i}"))) for i in range(5)]
+    drain = drain_for(db_url, tmp_path / "journal")
+    monkeypatch.setattr(Drain, "_database_works", lambda self: False)  # the probe fails too: an outage
+    with pytest.raises(DatabaseUnavailable):
+        drain.step()
+    assert commits == [["f0"], ["f1"]] and drain.position == ends[1] and drain.recorded == 2
+    assert [e.flow_id for e in stored(db_url)] == ["f0", "f1"]
+    fail_third = False
+    run_until_caught_up(drain)
+    assert commits[2:] == [["f2"], ["f3"], ["f4"]]
+    assert [e.flow_id for e in stored(db_url)] == [f"f{i}" for i in range(5)] and drain.recorded == 5
+    appender.close()
