@@ -17,7 +17,7 @@ from mitmproxy import ctx, exceptions, http
 from mitmproxy.addonmanager import Loader
 
 from .captured import CapturedExchange
-from .flow_meta import META_CAPTURED, META_PROVIDER_REQUEST, META_PROVIDER_RESPONSE, META_ROUTE
+from .flow_meta import META_CAPTURED, META_PROVIDER_REQUEST, META_PROVIDER_RESPONSE, META_ROUTE, ours
 from .read_timeout import ReadWatch
 
 log = logging.getLogger("ccbridge.capture")
@@ -181,7 +181,7 @@ class Capture:
             if not self.wanted(flow):
                 return
             request = flow.request
-            flow.metadata[META_CAPTURED] = CapturedExchange(
+            ours(flow)[META_CAPTURED] = CapturedExchange(
                 flow_id=flow.id,
                 started_at=request.timestamp_start,
                 method=request.method,
@@ -200,7 +200,7 @@ class Capture:
             log.exception("ccbridge: could not start recording flow %s", flow.id)
 
     def request(self, flow: http.HTTPFlow) -> None:
-        captured: CapturedExchange | None = flow.metadata.get(META_CAPTURED)
+        captured: CapturedExchange | None = ours(flow).get(META_CAPTURED)
         if captured is not None:
             keep_request_body(captured, flow.request.raw_content)
             captured.request_done_at = flow.request.timestamp_end
@@ -209,16 +209,16 @@ class Capture:
     def _watch(self, flow: http.HTTPFlow) -> None:
         """Start the read timer; routed flows have their provider's own timeout (routing.timeout)."""
         seconds = self.timeout_s()
-        if seconds > 0 and flow.response is None and flow.metadata.get(META_ROUTE) is None:
+        if seconds > 0 and flow.response is None and ours(flow).get(META_ROUTE) is None:
             try:
-                flow.metadata[META_WATCH] = ReadWatch(flow, seconds)
+                ours(flow)[META_WATCH] = ReadWatch(flow, seconds)
             except RuntimeError:  # no running event loop: unit tests calling hooks directly
                 return
             except Exception:
                 log.exception("ccbridge: no read timeout for flow %s", flow.id)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        captured: CapturedExchange | None = flow.metadata.get(META_CAPTURED)
+        captured: CapturedExchange | None = ours(flow).get(META_CAPTURED)
         if captured is None or flow.response is None:
             return
         try:
@@ -227,7 +227,7 @@ class Capture:
             captured.response_headers = list(response.headers.items(multi=True))
             captured.first_byte_at = response.timestamp_start
             inner = response.stream if callable(response.stream) else None
-            watch: ReadWatch | None = flow.metadata.get(META_WATCH)
+            watch: ReadWatch | None = ours(flow).get(META_WATCH)
             if watch is not None:
                 watch.touch()
             response.stream = Tee(captured, captured.body_limit, inner, watch)
@@ -235,7 +235,7 @@ class Capture:
             log.exception("ccbridge: could not stream flow %s", flow.id)
 
     def response(self, flow: http.HTTPFlow) -> None:
-        captured: CapturedExchange | None = flow.metadata.pop(META_CAPTURED, None)
+        captured: CapturedExchange | None = ours(flow).pop(META_CAPTURED, None)
         if captured is None:
             return
         try:
@@ -255,7 +255,7 @@ class Capture:
             log.exception("ccbridge: could not record flow %s", flow.id)
 
     def error(self, flow: http.HTTPFlow) -> None:
-        captured: CapturedExchange | None = flow.metadata.pop(META_CAPTURED, None)
+        captured: CapturedExchange | None = ours(flow).pop(META_CAPTURED, None)
         if captured is None:
             return
         try:
@@ -273,18 +273,18 @@ class Capture:
             log.exception("ccbridge: could not record failed flow %s", flow.id)
 
     def _finish(self, flow: http.HTTPFlow, captured: CapturedExchange) -> None:
-        watch: ReadWatch | None = flow.metadata.pop(META_WATCH, None)
+        watch: ReadWatch | None = ours(flow).pop(META_WATCH, None)
         if watch is not None:
             watch.cancel()
             if watch.expired:  # the proxy answered in the upstream's place
                 captured.complete = False
                 captured.error_kind = "timeout"
                 captured.error_message = f"no data from upstream for {watch.seconds:g} s (upstream.read_timeout_s)"
-        route: Any = flow.metadata.get(META_ROUTE)
+        route: Any = ours(flow).get(META_ROUTE)
         if route is not None:
             captured.route = route
-            captured.provider_request = flow.metadata.get(META_PROVIDER_REQUEST)
-            provider_response = flow.metadata.get(META_PROVIDER_RESPONSE)
+            captured.provider_request = ours(flow).get(META_PROVIDER_REQUEST)
+            provider_response = ours(flow).get(META_PROVIDER_RESPONSE)
             if provider_response is not None:
                 captured.provider_response = bytes(provider_response)
         self.recorder.submit(captured)

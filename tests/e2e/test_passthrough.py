@@ -16,6 +16,7 @@ from typing import Any
 import anthropic
 import httpx
 import pytest
+from mitmproxy.io import FlowReader
 
 from tests.support.mock_anthropic import (
     Cut,
@@ -31,7 +32,7 @@ from tests.support.mock_anthropic import (
     sse_reply,
     text_block,
 )
-from tests.support.proxy import ProxyProcess, header
+from tests.support.proxy import ProxyProcess, header, start_proxy
 
 pytestmark = pytest.mark.e2e
 
@@ -383,3 +384,22 @@ def test_client_abort_mid_stream_is_recorded(mock_anthropic: MockAnthropic, prox
     exchange = stored[aborted.request_id]
     assert not exchange.complete
     assert exchange.error_kind == "client_abort"
+
+
+# -- (d) mitmproxy's own features keep working beside the addon --------------------------------------------
+
+
+def test_flows_saved_with_w_are_readable_and_still_recorded(mock_anthropic: MockAnthropic, tmp_path) -> None:
+    """`mitmdump -w` saves each flow with its metadata: what ccbridge keeps per flow must not be in it."""
+    saved = tmp_path / "flows.mitm"
+    body = {"model": "claude-x", "max_tokens": 8, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    with start_proxy(mock_anthropic.url, tmp_path, extra_args=["-w", str(saved)]) as proxy:
+        answer = httpx.post(f"{proxy.url}/v1/messages", json=body, timeout=30)
+        assert answer.status_code == 200
+        assert proxy.stop() == 0
+        with saved.open("rb") as file:
+            flows = list(FlowReader(file).stream())
+        assert [f.request.path for f in flows] == ["/v1/messages"]
+        assert flows[0].response is not None and flows[0].response.status_code == 200  # streamed: no body kept
+        assert "unserializable" not in proxy.log()
+        assert [e.path for e in proxy.exchanges()] == ["/v1/messages"]

@@ -32,7 +32,14 @@ from mitmproxy.net import encoding
 
 from ccbridge.captured import CapturedExchange
 from ccbridge.claude_code import AGENT_HEADER, DELEGATION_TOOLS, SUBAGENT_MARK
-from ccbridge.flow_meta import META_CAPTURED, META_PROVIDER_REQUEST, META_PROVIDER_RESPONSE, META_ROUTE, identity_of
+from ccbridge.flow_meta import (
+    META_CAPTURED,
+    META_PROVIDER_REQUEST,
+    META_PROVIDER_RESPONSE,
+    META_ROUTE,
+    identity_of,
+    ours,
+)
 from ccbridge.identity import Identity
 from ccbridge.routes import Route, RoutingSettings
 from ccbridge.routing.agents import (
@@ -142,23 +149,23 @@ class Routing:
             if routed is None or sidecar.port is None:  # not routed, or shut down meanwhile
                 return
             token = sidecar.register(routed)
-            flow.metadata[META_ROUTE] = routed.info
-            flow.metadata[META_PROVIDER_REQUEST] = routed.kwargs
-            flow.metadata[META_PROVIDER_RESPONSE] = routed.provider_response
-            flow.metadata[META_TOKEN] = token
+            ours(flow)[META_ROUTE] = routed.info
+            ours(flow)[META_PROVIDER_REQUEST] = routed.kwargs
+            ours(flow)[META_PROVIDER_RESPONSE] = routed.provider_response
+            ours(flow)[META_TOKEN] = token
             flow.request.scheme = "http"
             flow.request.host = "127.0.0.1"
             flow.request.port = sidecar.port
             flow.request.headers[TOKEN_HEADER] = token
         except Exception:
             for key in (META_ROUTE, META_PROVIDER_REQUEST, META_PROVIDER_RESPONSE, META_TOKEN):
-                flow.metadata.pop(key, None)
+                ours(flow).pop(key, None)
             log.exception("ccbridge: routing failed for %s %s; it goes to Anthropic unchanged",
                           flow.request.method, flow.request.pretty_url)
 
     def response(self, flow: http.HTTPFlow) -> None:
         """Remember the Agent/Task calls in an answer that did not come from a provider."""
-        if not self.settings.enabled or not self.settings.agents or META_ROUTE in flow.metadata:
+        if not self.settings.enabled or not self.settings.agents or META_ROUTE in ours(flow):
             return
         try:
             self._learn_agent_calls(flow)
@@ -167,7 +174,7 @@ class Routing:
 
     def error(self, flow: http.HTTPFlow) -> None:
         if self.sidecar is not None:
-            self.sidecar.forget(flow.metadata.get(META_TOKEN))
+            self.sidecar.forget(ours(flow).get(META_TOKEN))
 
     # --- which requests are routed ------------------------------------------------------------------
 
@@ -189,7 +196,7 @@ class Routing:
             return
         body, route, info, _ = chosen
         tokens = count_input_tokens(body, self.settings.capabilities_of(route), model=route.model)
-        flow.metadata[META_ROUTE] = {**info, "answered": "locally (count_tokens estimate)"}
+        ours(flow)[META_ROUTE] = {**info, "answered": "locally (count_tokens estimate)"}
         flow.response = http.Response.make(200, json.dumps({"input_tokens": tokens}),
                                            {"content-type": "application/json"})
 
@@ -271,7 +278,7 @@ class Routing:
             return
         if _path(flow) != MESSAGES_PATH:
             return
-        captured: CapturedExchange | None = flow.metadata.get(META_CAPTURED)
+        captured: CapturedExchange | None = ours(flow).get(META_CAPTURED)
         if captured is not None and captured.response_chunks:
             data = b"".join(captured.response_chunks)
         else:

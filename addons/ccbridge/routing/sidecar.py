@@ -71,8 +71,8 @@ class RoutedRequest:
     requested_model: str
     upstream_url: str  # where the flow would have gone: the fallback target
     upstream_headers: list[tuple[str, str]]
-    info: dict[str, Any]  # the route record (flow.metadata["ccbridge_route"]), updated in place
-    provider_response: bytearray  # the provider's raw answer (flow.metadata["ccbridge_provider_response"])
+    info: dict[str, Any]  # the route record (kept with the flow as META_ROUTE), updated in place
+    provider_response: bytearray  # the provider's raw answer (META_PROVIDER_RESPONSE)
     input_tokens_estimate: int = 0
     message_id: str = field(default_factory=lambda: "msg_" + secrets.token_hex(12))
     registered_at: float = field(default_factory=time.monotonic)

@@ -7,6 +7,7 @@ from mitmproxy.test import taddons, tflow, tutils
 
 from ccbridge.capture import Capture, Tee, error_kind
 from ccbridge.captured import CapturedExchange
+from ccbridge.flow_meta import META_CAPTURED, ours
 from tests.support.doubles import Recorder
 
 
@@ -102,8 +103,8 @@ def test_explicit_proxy_mode_records_only_api_hosts():
         addon.requestheaders(other)
         api = tflow.tflow(req=tutils.treq(host="api.anthropic.com"))
         addon.requestheaders(api)
-    assert "ccbridge_captured" not in other.metadata
-    assert "ccbridge_captured" in api.metadata
+    assert META_CAPTURED not in ours(other)
+    assert META_CAPTURED in ours(api)
 
 
 @pytest.mark.parametrize("message,kind", [

@@ -28,6 +28,7 @@ from ccbridge.flow_meta import (
     META_PROVIDER_REQUEST,
     META_PROVIDER_RESPONSE,
     META_ROUTE,
+    ours,
 )
 from ccbridge.identity import Identity
 from ccbridge.routing.addon import META_TOKEN, Routing
@@ -77,7 +78,7 @@ def answer_with_agent_call(flow: http.HTTPFlow, record: dict[str, Any], *, gzipp
     captured = CapturedExchange(flow.id, 0, "POST", "https", UPSTREAM[0], UPSTREAM[1], "/v1/messages", [],
                                 "HTTP/1.1", [], None)
     captured.response_chunks = [body[:100], body[100:]]
-    flow.metadata[META_CAPTURED] = captured
+    ours(flow)[META_CAPTURED] = captured
 
 
 def config(**raw: Any) -> Settings:
@@ -99,16 +100,16 @@ async def routing() -> AsyncIterator[Routing]:
 def assert_routed(flow: http.HTTPFlow, addon: Routing) -> dict[str, Any]:
     assert addon.sidecar is not None
     assert (flow.request.scheme, flow.request.host, flow.request.port) == ("http", "127.0.0.1", addon.sidecar.port)
-    assert flow.request.headers[TOKEN_HEADER] == flow.metadata[META_TOKEN]
-    assert flow.metadata[META_PROVIDER_REQUEST]["model"] == "gpt-mock"
-    assert flow.metadata[META_PROVIDER_RESPONSE] == bytearray()
-    return flow.metadata[META_ROUTE]
+    assert flow.request.headers[TOKEN_HEADER] == ours(flow)[META_TOKEN]
+    assert ours(flow)[META_PROVIDER_REQUEST]["model"] == "gpt-mock"
+    assert ours(flow)[META_PROVIDER_RESPONSE] == bytearray()
+    return ours(flow)[META_ROUTE]
 
 
 def assert_untouched(flow: http.HTTPFlow) -> None:
     assert (flow.request.scheme, flow.request.host, flow.request.port) == ("https", *UPSTREAM)
     assert TOKEN_HEADER not in flow.request.headers
-    assert META_ROUTE not in flow.metadata and META_TOKEN not in flow.metadata
+    assert META_ROUTE not in ours(flow) and META_TOKEN not in ours(flow)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -171,7 +172,7 @@ async def test_a_later_turn_of_the_same_subagent_is_routed_like_its_first(routin
     await request_hook(routing, second)
     route = assert_routed(second, routing)
     assert route["rule"] == "agent_call" and route["agent"] == "code-reviewer"
-    tool_messages = [m for m in second.metadata[META_PROVIDER_REQUEST]["messages"] if m["role"] == "tool"]
+    tool_messages = [m for m in ours(second)[META_PROVIDER_REQUEST]["messages"] if m["role"] == "tool"]
     assert tool_messages and tool_messages[0]["tool_call_id"] == "toolu_1"
 
     stranger = flow_of(sub, later)  # the same request from another, never seen agent
@@ -196,7 +197,7 @@ async def test_route_by_requested_model() -> None:
         # a count for a routed model is answered here: it never reaches Anthropic, nor the sidecar
         assert count.response is not None and count.response.status_code == 200
         assert json.loads(count.response.content or b"")["input_tokens"] > 0
-        assert (count.request.host, count.request.port) == UPSTREAM and META_TOKEN not in count.metadata
+        assert (count.request.host, count.request.port) == UPSTREAM and META_TOKEN not in ours(count)
     finally:
         await addon.done()
 
@@ -213,7 +214,7 @@ async def test_count_tokens_for_a_routed_subagent_is_answered_locally(routing: R
     assert count.response is not None and count.response.status_code == 200
     assert count.response.headers["content-type"] == "application/json"
     assert json.loads(count.response.content or b"")["input_tokens"] > 100  # a subagent prompt is not tiny
-    assert count.metadata[META_ROUTE]["agent"] == "code-reviewer"
+    assert ours(count)[META_ROUTE]["agent"] == "code-reviewer"
     assert (count.request.host, count.request.port) == UPSTREAM and TOKEN_HEADER not in count.request.headers
 
 
@@ -274,7 +275,7 @@ async def test_capture_records_what_claude_code_sent(routing: Routing) -> None:
     await request_hook(routing, flow)
     capture.request(flow)
     assert_routed(flow, routing)
-    captured: CapturedExchange = flow.metadata[META_CAPTURED]
+    captured: CapturedExchange = ours(flow)[META_CAPTURED]
     assert (captured.scheme, captured.host, captured.port, captured.path) == ("https", *UPSTREAM, "/v1/messages")
     assert captured.request_headers == original_headers
     assert captured.request_body == original_body
@@ -304,7 +305,7 @@ async def test_a_failed_flow_is_forgotten_by_the_sidecar(routing: Routing) -> No
     flow = flow_of(sync_capture("2.1.329")[0])
     await request_hook(routing, flow)
     assert routing.sidecar is not None
-    token = flow.metadata[META_TOKEN]
+    token = ours(flow)[META_TOKEN]
     assert token in routing.sidecar._pending
     flow.error = None
     routing.error(flow)
@@ -387,7 +388,7 @@ async def test_a_routed_subagent_flow_is_identified_once(routing: Routing, ident
         capture.response(flow)
     agent_id = flow.request.headers["x-claude-code-agent-id"]
     assert [(who.agent_id, who.is_subagent) for who in identified] == [(None, False), (agent_id, True)]
-    assert parent_flow.metadata[META_IDENTITY] is identified[0] and flow.metadata[META_IDENTITY] is identified[1]
+    assert ours(parent_flow)[META_IDENTITY] is identified[0] and ours(flow)[META_IDENTITY] is identified[1]
     assert recorder.records[0].route["agent_id"] == agent_id
 
 
