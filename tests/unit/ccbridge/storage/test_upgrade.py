@@ -47,6 +47,8 @@ def load_old_release(url: str) -> None:
                 if rows:
                     table = tables.tables[name]
                     conn.execute(table.insert(), [_typed(table, row) for row in rows])
+            if conn.dialect.name == "postgresql":  # ids given: the sequence moves past them, as with the old writer
+                conn.execute(text("SELECT setval(pg_get_serial_sequence('exchange', 'id'), max(id)) FROM exchange"))
     finally:
         engine.dispose()
 
