@@ -45,13 +45,12 @@ _CREATE_LOCK = 0x636362726964
 
 
 def create_tables(engine: Engine) -> None:
-    """Create the missing tables and upgrade an earlier release's, under a lock (on SQLite a write transaction
-    from the start), so that processes opening the database together do not collide."""
+    """Create the missing tables and upgrade an earlier release's; processes opening it together take turns."""
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CREATE_LOCK})
         elif conn.dialect.name == "sqlite":
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock first: two creators would race otherwise
         SQLModel.metadata.create_all(conn)
     upgrade(engine, _CREATE_LOCK)
 
