@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import threading
 import time
 from collections import Counter
@@ -31,6 +32,8 @@ from tests.support.mock_anthropic import MockAnthropic
 from tests.support.postgres import started_or_skip
 from tests.support.proxy import ProxyProcess, header, start_proxy
 from tests.unit.ccbridge.storage.test_maintenance import fill_forked
+from tests.unit.ccbridge.storage.test_upgrade import OLD_RELEASE, assert_rebuilds_as_before, load_old_release
+from tests.unit.ccbridge.storage.test_upgrade import SESSION as OLD_SESSION
 from tests.unit.ccbridge.storage.test_writer import REQUESTS, captured_from_fixture, unholdable_exchanges
 
 pytestmark = pytest.mark.postgres
@@ -240,4 +243,28 @@ def test_proxies_starting_together_create_the_tables_once(postgres_url: str):
     assert failures == [None] * 4
     engine = open_engine(url, create=False)
     assert stored_count(engine) == 0  # the tables are there, and empty
+    engine.dispose()
+
+
+def test_a_database_of_the_previous_release_is_upgraded_once_by_proxies_opening_it_together(
+        postgres_url: str, caplog: pytest.LogCaptureFixture):
+    url = fresh_database(postgres_url, "old_release")
+    load_old_release(url)
+    together = threading.Barrier(4, timeout=60)
+
+    def start() -> None:
+        together.wait()
+        open_engine(url).dispose()
+
+    with caplog.at_level(logging.INFO, logger="ccbridge.storage"), ThreadPoolExecutor(4) as pool:
+        failures = [f.exception() for f in [pool.submit(start) for _ in range(4)]]
+    assert failures == [None] * 4
+    assert sum("upgrading the capture database" in r.getMessage() for r in caplog.records) == 1
+    engine = open_engine(url)
+    assert_rebuilds_as_before(engine)
+    chat = Conversation(OLD_SESSION, [1_790_000_100.0])
+    writer = Writer(engine)
+    writer.submit(chat.turn([user("After the upgrade.")], [text_block("Still here.")]))
+    writer.close()
+    assert writer.failed == 0 and stored_count(engine) == len(OLD_RELEASE["expected"]) + 1
     engine.dispose()

@@ -13,6 +13,7 @@ from sqlmodel import SQLModel, create_engine
 
 from ..settings import default_url
 from . import models  # noqa: F401  (registers the tables)
+from .upgrade import upgrade
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -44,11 +45,14 @@ _CREATE_LOCK = 0x636362726964
 
 
 def create_tables(engine: Engine) -> None:
-    """Create the missing tables; on PostgreSQL under a lock, so that proxies starting together do not collide."""
+    """Create the missing tables and upgrade an earlier release's; processes opening it together take turns."""
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CREATE_LOCK})
+        elif conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock first: two creators would race otherwise
         SQLModel.metadata.create_all(conn)
+    upgrade(engine, _CREATE_LOCK)
 
 
 def _sqlite_pragmas(connection: DBAPIConnection, _record: ConnectionPoolEntry, busy_ms: int) -> None:
