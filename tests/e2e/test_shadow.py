@@ -130,6 +130,8 @@ def test_a_shadow_provider_that_hangs_delays_nothing(mocks: tuple[MockAnthropic,
         # the client has its whole answer; only now is the shadow request looked at: still held open
         [held] = arrived(provider, 1)
         assert not held.finished, "the shadow provider still holds its request"
-        assert received == claude.exchanges[-1].response_body and answer_text(received) == SUBAGENT_TEXT
+        answered = claude.exchanges[-1]
+        assert answered.request.body == item.request_body
+        assert received == answered.response_body and answer_text(received) == SUBAGENT_TEXT
         assert proxy.stop() == 0
     assert [e.agent_id for e in proxy.exchanges()].count(AGENT_ID) == 1
