@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import inspect, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import col
 
@@ -59,11 +59,17 @@ class Committer:
         self.engine = engine
         self.build_rows = build
         self.salt = load_salt(engine)
+        self.shadows_storable = _has_column(engine, table_of(AlternateAnswer).name, "flow_id")
+        if not self.shadows_storable:
+            log.error("ccbridge: the table %s predates shadow answers (no flow_id column): shadow answers are set "
+                      "aside; `ccbridge db-reset` or dropping that table makes it anew", table_of(AlternateAnswer).name)
         self._known: OrderedDict[str, None] = OrderedDict()  # hashes already in the database (bounded)
         self._logged: set[str] = set()
 
     def build(self, captured: CapturedExchange) -> Rows:
         """The rows of one exchange, or its raw record when it cannot be decomposed (raises if not even that)."""
+        if captured.shadow_of() is not None and not self.shadows_storable:
+            raise ValueError("this database cannot hold shadow answers (its AlternateAnswer table is too old)")
         try:
             rows = (shadow_rows(captured, self.salt) if captured.shadow_of() is not None
                     else self.build_rows(captured, self.salt))
@@ -99,7 +105,9 @@ class Committer:
             insert_ignoring_duplicates(conn, table_of(RawBody), list(raw.values()))
             insert_ignoring_duplicates(conn, table_of(Exchange), [rows.exchange for rows in exchanges], key="flow_id")
             insert_ignoring_duplicates(conn, table_of(AlternateAnswer), alternates, key="flow_id")
-            link_alternates(conn, {*(r.exchange["flow_id"] for r in exchanges), *(a["flow_id"] for a in alternates)})
+            if self.shadows_storable:
+                link_alternates(conn, {*(r.exchange["flow_id"] for r in exchanges),
+                                       *(a["flow_id"] for a in alternates)})
             update_sessions(conn, session_hints(exchanges))
             if also is not None:
                 also(conn)
@@ -226,6 +234,10 @@ class Writer:
                 log.error("ccbridge: could not store flow %s: %r", captured.flow_id, again)
                 return
         self.written += 1
+
+
+def _has_column(engine: Engine, table: str, column: str) -> bool:
+    return column in {c["name"] for c in inspect(engine).get_columns(table)}
 
 
 def link_alternates(conn: Connection, flow_ids: set[str]) -> None:

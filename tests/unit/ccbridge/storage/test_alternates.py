@@ -16,7 +16,7 @@ from ccbridge.storage.alternates import alternate_row, store_alternate
 from ccbridge.storage.db import open_engine
 from ccbridge.storage.models import AlternateAnswer, Exchange
 from ccbridge.storage.models import Session as CCSession
-from ccbridge.storage.writer import raw_rows
+from ccbridge.storage.writer import Writer, raw_rows
 from tests.support.builders import Conversation, text, user, write
 
 DAY = 86_400.0
@@ -138,3 +138,19 @@ def test_a_shadow_record_the_database_refuses_whole_keeps_its_facts() -> None:
     assert rows.alternate is not None
     assert rows.alternate["flow_id"] == "flow-z" and rows.alternate["answer"] is None
     assert rows.alternate["error"] == "insert failed"
+
+
+def test_a_database_made_before_shadow_answers_keeps_storing_exchanges(tmp_path: Path) -> None:
+    engine = open_engine(f"sqlite:///{tmp_path / 'cc.db'}")
+    with engine.begin() as conn:  # the table as the first replay release made it
+        conn.exec_driver_sql("DROP TABLE alternateanswer")
+        conn.exec_driver_sql("CREATE TABLE alternateanswer (id INTEGER PRIMARY KEY, exchange_id INTEGER NOT NULL, "
+                             "kind VARCHAR(16) NOT NULL, provider VARCHAR(128) NOT NULL, model VARCHAR(255) NOT NULL, "
+                             "created_at DATETIME NOT NULL)")
+    original = Conversation("s", [time.time()]).turn([user("hi")], [text("hello")])
+    writer = Writer(engine, batch_size=10)
+    writer.submit(shadow_of(original.flow_id))
+    writer.submit(original)
+    writer.close()
+    assert (writer.written, writer.failed) == (1, 1)
+    assert exchange_id_of(engine, original.flow_id) is not None
