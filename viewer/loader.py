@@ -7,7 +7,7 @@ so a 200-turn session costs a few thousand small rows, not 200 full conversation
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +19,7 @@ from ccbridge.storage.models import Exchange
 from ccbridge.storage.models import Session as SessionRow
 
 from . import costs
+from .answers import AnswerColumn, alternate_column
 from .costs import Total
 from .threads import ExchangeRecord, SessionThreads, build_threads
 
@@ -28,6 +29,7 @@ _HEAVY = ("sse_event_times", "request_header_values", "response_headers", "provi
 
 
 NO_SKELETON = read.Skeleton({}, None, None)
+SHADOW = "shadow"  # AlternateAnswer.kind of a shadow route's answer
 
 
 @dataclass
@@ -38,6 +40,7 @@ class SessionData:
     pieces: dict[str, Any]  # blob hash -> parsed JSON
     skeletons: dict[str, read.Skeleton]  # request skeleton hash -> skeleton
     costs: dict[int, Decimal | None]  # hides the module `costs` in this class body, hence `Total` by name
+    shadows: dict[int, list[AnswerColumn]] = field(default_factory=dict)  # exchange id -> shadow answers
 
     @property
     def total_cost(self) -> Total:
@@ -83,5 +86,7 @@ def load_session(db: Session, session_id: str) -> SessionData | None:
             answer=pieces.get(r.response_message_hash or ""), agent_id=r.agent_id, is_subagent=r.is_subagent,
             has_tools=bool(skeletons.get(r.request_skeleton_hash or "", NO_SKELETON).tool_refs),
         ))
+    shadows = read.alternates_of(db, (r.id or 0 for r in rows if r.is_subagent), SHADOW, bodies=False)
     return SessionData(summary, {r.id or 0: r for r in rows}, build_threads(records), pieces, skeletons,
-                       {r.id or 0: costs.exchange_cost(r) for r in rows})
+                       {r.id or 0: costs.exchange_cost(r) for r in rows},
+                       {i: [alternate_column(a) for a in found] for i, found in shadows.items()})

@@ -12,6 +12,7 @@ from typing import Any
 from ccbridge.storage.models import Exchange
 
 from . import costs
+from .answers import AnswerColumn
 from .loader import SessionData
 from .messages import Block, Message, blocks, tool_input
 from .threads import SubagentRun, Thread
@@ -46,6 +47,7 @@ class TurnView:
     inputs: list[MessageView]
     answer: MessageView | None
     dropped_answer: bool = False
+    shadows: list[AnswerColumn] = field(default_factory=list)  # shadow routes' answers to the same request
 
     @property
     def ttft_ms(self) -> float | None:
@@ -90,6 +92,11 @@ class RunView:
     @property
     def route(self) -> dict[str, Any] | None:
         return next((e.route for e in self.exchanges if e.route), None)
+
+    @property
+    def shadow_routes(self) -> list[str]:
+        """The shadow routes that answered copies of this run's requests."""
+        return sorted({s.route for t in self.threads for turn in t.turns for s in turn.shadows})
 
     @property
     def tokens(self) -> costs.Tokens:
@@ -142,7 +149,7 @@ class _Builder:
             inputs = [v for v in (self.message(m, results, calls) for m in turn.new_messages) if v.blocks]
             answer = self.message(turn.record.answer, results, calls) if turn.record.answer else None
             turns.append(TurnView(number, exchange, self.data.costs.get(turn.record.id), inputs, answer,
-                                  turn.answer_dropped))
+                                  turn.answer_dropped, self.data.shadows.get(turn.record.id, [])))
         first = thread.turns[0].record.id
         return ThreadView(thread, turns, self.data.system_of(first), self.data.tools_of(first))
 

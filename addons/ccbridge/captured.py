@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_BODY_LIMIT = 64 * 1024 * 1024  # capture.max_body_mb's default, in bytes
+# A `route` key: the record is a shadow route's answer to the flow it names, stored as an AlternateAnswer.
+SHADOW_OF = "shadow_of"
 
 
 @dataclass
@@ -49,3 +51,8 @@ class CapturedExchange:
     route: dict[str, Any] | None = None
     provider_request: dict[str, Any] | None = None
     provider_response: bytes | None = None
+
+    def shadow_of(self) -> str | None:
+        """The flow id whose shadow answer this record is, or None for an exchange."""
+        value = (self.route or {}).get(SHADOW_OF)
+        return value if isinstance(value, str) else None

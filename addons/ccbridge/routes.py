@@ -57,6 +57,8 @@ class RoutingSettings:
     agent_dirs: tuple[Path, ...] = tuple(Path(os.path.expanduser(d)) for d in DEFAULT_AGENT_DIRS)
     timeout: float = 600.0
     listen_port: int = 0  # the routing server's loopback port; 0: any free one
+    shadows: Mapping[str, Route] = field(default_factory=dict)  # agents copied to another model, answered by Claude
+    shadow_concurrency: int = 4  # shadow requests in flight at once; more are dropped (and counted)
 
     def route_for_agent(self, name: str | None) -> Route | None:
         """The route of a subagent type; exact name first, then ignoring case."""
@@ -65,6 +67,15 @@ class RoutingSettings:
         if name in self.agents:
             return self.agents[name]
         folded = {key.casefold(): route for key, route in self.agents.items()}
+        return folded.get(name.casefold())
+
+    def shadow_for_agent(self, name: str | None) -> Route | None:
+        """The shadow route of a subagent type (one whose provider has a key); exact name first, then ignoring case."""
+        if not self.enabled or not name:
+            return None
+        if name in self.shadows:
+            return self.shadows[name]
+        folded = {key.casefold(): route for key, route in self.shadows.items()}
         return folded.get(name.casefold())
 
     def route_for_model(self, model: str | None) -> Route | None:
@@ -105,33 +116,64 @@ def resolve_routing(settings: Settings, env: Mapping[str, str], builtin_openai: 
     mapped = _targets("subagents.mappings", subagents.mappings, names)
     from_env = _env_targets(env.get(ENV_MAPPINGS, ""), names)
     by_model = _targets("models", settings.models, names)
-    enabled = subagents.enable if subagents.enable is not None else bool(mapped or by_model)
+    shadowed = _targets("subagents.shadow", subagents.shadow, names)
+    enabled = subagents.enable if subagents.enable is not None else bool(mapped or by_model or shadowed)
     if from_env:
         # Setting the variable is a deliberate choice for this run: it replaces the configured mappings
         # and switches routing on even where the config file says `enable: false`.
         mapped, enabled = from_env, True
     targets = [*mapped.values(), *by_model.values()]
-    default = _default_provider(subagents.default_provider, set(configured), _first_without_provider(targets))
+    default = _default_provider(subagents.default_provider, set(configured),
+                                _first_without_provider([*targets, *shadowed.values()]))
     agents = {name: t.route(default) for name, t in mapped.items()}
     models = {name: t.route(default) for name, t in by_model.items()}
+    shadows = {name: t.route(default) for name, t in shadowed.items()}
 
     needed_by: dict[str, str] = {}  # provider name -> the first route that uses it
     for target in targets:
         needed_by.setdefault(target.provider or default, target.key)
+    shadow_providers = {route.provider for route in shadows.values()}
     sections = dict(configured)
-    if BUILTIN_OPENAI in needed_by and BUILTIN_OPENAI not in sections:
+    if BUILTIN_OPENAI in {*needed_by, *shadow_providers} and BUILTIN_OPENAI not in sections:
         sections[BUILTIN_OPENAI] = builtin_openai
     providers = {name: _provider(name, section, env, needed_by.get(name) if enabled and check_keys else None)
                  for name, section in sections.items()}
     warnings = [f"providers.{name}: no route uses this provider, so its key is not checked"
-                for name in sorted(configured) if enabled and name not in needed_by]
+                for name in sorted(configured) if enabled and name not in {*needed_by, *shadow_providers}]
+    shadows, unsent = _sendable_shadows(shadows, mapped, providers)
+    if enabled:
+        warnings += unsent
     options = settings.routing_options
     routing = RoutingSettings(
         enabled=enabled, providers=providers, default_provider=default, agents=agents, models=models,
         capabilities=dict(settings.capabilities), ping_interval=options.ping_interval,
         agent_dirs=options.agent_dirs, timeout=options.timeout, listen_port=options.listen_port,
+        shadows=shadows, shadow_concurrency=options.shadow_concurrency,
     )
     return routing, warnings
+
+
+def _sendable_shadows(shadows: dict[str, Route], mapped: Mapping[str, _Target],
+                      providers: Mapping[str, Provider]) -> tuple[dict[str, Route], list[str]]:
+    """The shadow routes that can be sent, and a warning for each that cannot.
+
+    A shadow is a comparison, not traffic: its provider's missing key must not stop the proxy, so such a
+    shadow is left out (never sent) with a warning. An agent that is routed is not shadowed.
+    """
+    sendable: dict[str, Route] = {}
+    warnings: list[str] = []
+    for name, route in shadows.items():
+        provider = providers[route.provider]
+        if name in mapped:
+            warnings.append(f"subagents.shadow.{name}: the agent is routed (subagents.mappings), so it is not shadowed")
+        elif not provider.api_key:
+            needs = (f"environment variable {provider.api_key_env} is not set" if provider.api_key_env
+                     else "it has no api_key or api_key_env")
+            warnings.append(f"subagents.shadow.{name}: provider {route.provider} has no key ({needs}), so this "
+                            "shadow is never sent")
+        else:
+            sendable[name] = route
+    return sendable, warnings
 
 
 def _default_provider(given: str | None, configured: set[str], needed_by: str | None) -> str:

@@ -152,6 +152,8 @@ class SubagentSettings(_Section):
         "a provider name, for mappings that name none (default: the only provider, else openai)"))
     mappings: Annotated[dict[str, RouteEntry], OrEmpty] = Field(default_factory=dict, description=(
         f"a mapping of agent names to routes: {ROUTE_WORDS}"))
+    shadow: Annotated[dict[str, RouteEntry], OrEmpty] = Field(default_factory=dict, description=(
+        f"a mapping of agent names (left on Claude) to the routes that get a copy of their requests: {ROUTE_WORDS}"))
 
 
 class RoutingOptions(_Section):
@@ -161,6 +163,8 @@ class RoutingOptions(_Section):
     timeout: float = Field(600.0, gt=0, description="a positive number of seconds")
     listen_port: int = Field(0, ge=0, le=65535, description=(
         "0..65535 (the routing server's loopback port; 0: any free port)"))
+    shadow_concurrency: int = Field(4, ge=1, description=(
+        "a positive whole number (shadow requests in flight at once; more are dropped and counted)"))
 
 
 class PriceSettings(_Section):
@@ -185,13 +189,13 @@ class Settings(_Section):
     providers: Annotated[dict[str, ProviderSettings], OrEmpty] = Field(default_factory=dict, description=(
         "a mapping of provider names to {base_url, api_key or api_key_env, kind, headers, api}"))
     subagents: SubagentSettings = Field(default_factory=SubagentSettings, description=(
-        "a mapping (enable, default_provider, mappings)"))
+        "a mapping (enable, default_provider, mappings, shadow)"))
     models: Annotated[dict[str, RouteEntry], OrEmpty] = Field(default_factory=dict, description=(
         f"a mapping of Claude model names (globs allowed) to routes: {ROUTE_WORDS}"))
     capabilities: Annotated[dict[str, dict[str, Any]], OrEmpty] = Field(default_factory=dict, description=(
         "a mapping of model globs to capability fields"))
     routing_options: RoutingOptions = Field(default_factory=RoutingOptions, alias="routing", description=(
-        "a mapping (ping_interval, agent_dirs, timeout, listen_port)"))
+        "a mapping (ping_interval, agent_dirs, timeout, listen_port, shadow_concurrency)"))
     prices: Annotated[dict[str, PriceSettings], OrEmpty] = Field(default_factory=dict, description=(
         "a mapping of provider/model to {input, output, cache_read} in USD per million tokens"))
 

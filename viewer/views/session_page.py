@@ -8,9 +8,9 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from ccbridge.storage.models import Exchange
+from ccbridge.storage.models import AlternateAnswer, Exchange
 
 from .. import export, queries, serialize
 from ..deps import SessionDep, TemplatesDep
@@ -21,9 +21,12 @@ router = APIRouter(include_in_schema=False)
 
 
 def known_state(db: Session, session_id: str) -> str:
-    """Changes whenever an exchange of the session is written (the writer stores finished exchanges)."""
+    """Changes whenever an exchange of the session, or a shadow answer to one, is written."""
     count, last = db.exec(select(func.count(), func.max(Exchange.id)).where(Exchange.session_id == session_id)).one()
-    return f"{count}-{last or 0}"
+    shadows = db.exec(select(func.count()).select_from(AlternateAnswer)
+                      .join(Exchange, col(AlternateAnswer.exchange_id) == col(Exchange.id))
+                      .where(Exchange.session_id == session_id)).one()
+    return f"{count}-{last or 0}-{shadows}"
 
 
 def load_or_404(db: Session, session_id: str) -> SessionData:

@@ -12,6 +12,8 @@ pointed at it; nothing else of the flow changes, so the capture addon (after thi
 taken its copy of the request in `requestheaders`) records what Claude Code sent. A
 `POST /v1/messages/count_tokens` for such a subagent or model is answered here with an estimate, never sent
 to Anthropic (which may not be reachable with the user's credentials).
+A subagent listed in `subagents.shadow` (and not routed) stays on Claude, its flow untouched; a copy of its
+request goes to the shadow route in the background (`shadow.py`).
 `response`: the Agent/Task calls in the answers Anthropic gives are remembered, so the subagent requests
 they start can be recognised by rule 1.
 
@@ -49,6 +51,7 @@ from ccbridge.routing.agents import (
     Recognition,
     agent_calls_in,
 )
+from ccbridge.routing.shadow import ShadowCopies
 from ccbridge.routing.sidecar import TOKEN_HEADER, RoutedRequest, Sidecar
 from ccbridge.routing.translation import provider_request
 from ccbridge.sse import assemble_message, parse_events
@@ -72,6 +75,7 @@ class Routing:
         self.memory = AgentMemory()
         self.definitions = AgentDefinitions(())
         self.sidecar: Sidecar | None = None
+        self.shadows = ShadowCopies(lambda answer: self.runtime.submit(answer))  # the runtime's writer of the day
         self._definitions_lock = threading.Lock()
         self._running = False
 
@@ -87,6 +91,8 @@ class Routing:
             log.warning("ccbridge: routing.listen_port %d takes effect at the next start; the routing server "
                         "stays on port %s", settings.listen_port, self.sidecar.port)
         self.settings = settings
+        self.shadows.limit = settings.shadow_concurrency
+        self.shadows.redact_body_secrets = bool(getattr(self.runtime, "redact_body_secrets", False))
         if self.sidecar is not None:
             self.sidecar.ping_interval, self.sidecar.timeout = settings.ping_interval, settings.timeout
         elif self._running and settings.enabled:
@@ -99,6 +105,7 @@ class Routing:
 
     async def done(self) -> None:
         self._running = False
+        await self.shadows.stop()
         sidecar, self.sidecar = self.sidecar, None
         if sidecar is not None:
             await sidecar.stop()
@@ -115,8 +122,8 @@ class Routing:
             await sidecar.stop()
             return
         self.sidecar = sidecar
-        log.info("ccbridge: routing %d agent(s) and %d model pattern(s); answering on 127.0.0.1:%s",
-                 len(settings.agents), len(settings.models), sidecar.port)
+        log.info("ccbridge: routing %d agent(s) and %d model pattern(s), shadowing %d agent(s); answering on "
+                 "127.0.0.1:%s", len(settings.agents), len(settings.models), len(settings.shadows), sidecar.port)
 
     @staticmethod
     def _spawn(coroutine: Any) -> None:
@@ -145,7 +152,7 @@ class Routing:
             if _path(flow) == COUNT_TOKENS_PATH:
                 await self._count_tokens(flow)
                 return
-            routed = await self._decide(flow)
+            routed = await self._decide(flow, sidecar)
             if routed is None or sidecar.port is None:  # not routed, or shut down meanwhile
                 return
             token = sidecar.register(routed)
@@ -165,7 +172,8 @@ class Routing:
 
     def response(self, flow: http.HTTPFlow) -> None:
         """Remember the Agent/Task calls in an answer that did not come from a provider."""
-        if not self.settings.enabled or not self.settings.agents or META_ROUTE in ours(flow):
+        settings = self.settings
+        if not settings.enabled or not (settings.agents or settings.shadows) or META_ROUTE in ours(flow):
             return
         try:
             self._learn_agent_calls(flow)
@@ -185,7 +193,7 @@ class Routing:
             return False
         if self.settings.models:
             return True
-        return bool(self.settings.agents) and (
+        return bool(self.settings.agents or self.settings.shadows) and (
             AGENT_HEADER in request.headers or _SUBAGENT_MARK in (request.raw_content or b"")
         )
 
@@ -200,8 +208,8 @@ class Routing:
         flow.response = http.Response.make(200, json.dumps({"input_tokens": tokens}),
                                            {"content-type": "application/json"})
 
-    async def _decide(self, flow: http.HTTPFlow) -> RoutedRequest | None:
-        chosen = await self._choose(flow)
+    async def _decide(self, flow: http.HTTPFlow, sidecar: Sidecar) -> RoutedRequest | None:
+        chosen = await self._choose(flow, shadow_with=sidecar)
         if chosen is None:
             return None
         body, route, info, who = chosen
@@ -225,8 +233,13 @@ class Routing:
             input_tokens_estimate=estimate_prompt_tokens(kwargs),
         )
 
-    async def _choose(self, flow: http.HTTPFlow) -> tuple[dict[str, Any], Route, dict[str, Any], Identity] | None:
-        """The request's body, route, route record and sender, when a subagent or model route applies."""
+    async def _choose(self, flow: http.HTTPFlow, *, shadow_with: Sidecar | None = None
+                      ) -> tuple[dict[str, Any], Route, dict[str, Any], Identity] | None:
+        """The request's body, route, route record and sender, when a subagent or model route applies.
+
+        `shadow_with`: when no route applies and the subagent has a shadow route, a copy of the request is sent
+        to it with this sidecar's clients.
+        """
         settings = self.settings
         body = json.loads(flow.request.get_content(strict=False) or b"null")
         if not isinstance(body, dict):
@@ -235,7 +248,7 @@ class Routing:
         requested_model = str(body.get("model") or "")
         route: Route | None = None
         recognition = Recognition()
-        if who.is_subagent and settings.agents:
+        if who.is_subagent and (settings.agents or settings.shadows):
             recognition = await self._recognise(body, who)
             route = settings.route_for_agent(recognition.name)
         rule: str | None = recognition.rule if route is not None else None
@@ -243,6 +256,9 @@ class Routing:
             route = settings.route_for_model(requested_model)
             rule = "model"
         if route is None:
+            shadow = settings.shadow_for_agent(recognition.name)
+            if shadow is not None and shadow_with is not None:
+                self._shadow(flow, body, shadow, shadow_with)
             return None
         provider = settings.providers[route.provider]
         info = {
@@ -258,6 +274,12 @@ class Routing:
             "fell_back": False,
         }
         return body, route, info, who
+
+    def _shadow(self, flow: http.HTTPFlow, body: dict[str, Any], route: Route, sidecar: Sidecar) -> None:
+        """Hand a copy of the request to the shadow route in the background; the flow goes on unchanged."""
+        settings = self.settings
+        self.shadows.send(flow.id, body, route, settings.providers[route.provider], settings.capabilities_of(route),
+                          clients=sidecar.clients, timeout=settings.timeout)
 
     async def _recognise(self, body: dict[str, Any], who: Identity) -> Recognition:
         known = self.memory.agent(who.agent_id)

@@ -204,7 +204,11 @@ class AlternateAnswer(SQLModel, table=True):
     """
 
     id: int | None = Field(default=None, primary_key=True)
-    exchange_id: int = Field(index=True)  # the original request (Exchange.id)
+    # The original request (Exchange.id); None until it is stored (a shadow copy may be stored before it).
+    exchange_id: int | None = Field(default=None, index=True)
+    # A shadow copy's original flow id: what links the two whichever is stored first; unique because the
+    # journal may deliver a record twice. None for replays.
+    flow_id: str | None = Field(default=None, max_length=64, unique=True)
     kind: str = Field(max_length=16)  # replay | shadow
     provider: str = Field(max_length=128)  # a routing provider's name, or "anthropic"
     model: str = Field(max_length=255)

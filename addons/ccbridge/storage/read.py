@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import CTE, Select, inspect
 from sqlalchemy.engine import Connection
+from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
 from .. import sse
@@ -194,9 +195,27 @@ def rebuild_answer(db: Session, exchange: Exchange) -> dict[str, Any] | None:
 
 def alternate_answers(db: Session, exchange_id: int) -> list[AlternateAnswer]:
     """Other models' answers to the exchange (replays, shadow copies), oldest first."""
-    query = (select(AlternateAnswer).where(col(AlternateAnswer.exchange_id) == exchange_id)
-             .order_by(col(AlternateAnswer.created_at), col(AlternateAnswer.id)))
-    return list(db.exec(query).all())
+    return alternates_of(db, [exchange_id]).get(exchange_id, [])
+
+
+def alternates_of(db: Session, exchange_ids: Iterable[int], kind: str | None = None, *,
+                  bodies: bool = True) -> dict[int, list[AlternateAnswer]]:
+    """The alternate answers (of `kind`, else all) of each of these exchanges, oldest first.
+
+    `bodies=False` leaves out what was sent and the provider's raw bytes (read on access).
+    """
+    ids = sorted(set(exchange_ids))
+    found: dict[int, list[AlternateAnswer]] = {}
+    for start in range(0, len(ids), 500):  # bounded IN lists
+        query = select(AlternateAnswer).where(col(AlternateAnswer.exchange_id).in_(ids[start:start + 500]))
+        if kind is not None:
+            query = query.where(col(AlternateAnswer.kind) == kind)
+        if not bodies:
+            query = query.options(*(defer(getattr(AlternateAnswer, c)) for c in ("request", "raw_response")))
+        for row in db.exec(query.order_by(col(AlternateAnswer.created_at), col(AlternateAnswer.id))).all():
+            if row.exchange_id is not None:
+                found.setdefault(row.exchange_id, []).append(row)
+    return found
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ class Rows:
     pieces: dict[str, Piece] = field(default_factory=dict)
     nodes: list[MessageNode] = field(default_factory=list)
     raw: dict[str, dict[str, Any]] = field(default_factory=dict)  # RawBody rows by hash
+    alternate: dict[str, Any] | None = None  # AlternateAnswer columns: the record is a shadow answer, not an exchange
     project_dir: str | None = None
     problems: list[str] = field(default_factory=list)
 
@@ -132,10 +133,11 @@ def body_to_store(captured: CapturedExchange, body: bytes, salt: bytes) -> bytes
 
 
 def _provider_request(captured: CapturedExchange, salt: bytes) -> dict[str, Any] | None:
-    return None if captured.provider_request is None else _redacted_json(captured, captured.provider_request, salt)
+    return None if captured.provider_request is None else redacted_json(captured, captured.provider_request, salt)
 
 
-def _redacted_json(captured: CapturedExchange, value: dict[str, Any], salt: bytes) -> dict[str, Any]:
+def redacted_json(captured: CapturedExchange, value: dict[str, Any], salt: bytes) -> dict[str, Any]:
+    """`value` with token shapes fingerprinted when capture.redact_body_secrets is on."""
     if not captured.redact_body_secrets:
         return value
     redacted = redact.redact_body(compact_json(value).encode(), salt)
@@ -221,7 +223,7 @@ def _sse_response(rows: Rows, captured: CapturedExchange, decoded: bytes, encodi
         exchange["response_message"] = {"error": assembly.error}
     if assembly.message is not None:
         # a token split over several deltas is whole again in the answer: redact it there too
-        _set_message(rows, _redacted_json(captured, assembly.message, salt))
+        _set_message(rows, redacted_json(captured, assembly.message, salt))
         if assembly.error is not None:
             exchange["response_message"]["error"] = assembly.error
     if captured.complete and not assembly.complete and exchange["status_code"] == 200:

@@ -2,7 +2,9 @@
 
 `Committer` does the work for both writers: the journal's writer process (`storage/drain.py`, what the
 proxy uses) and `Writer`, a thread fed by an in-memory queue for tests and tools. An exchange that cannot be
-decomposed is stored with its raw bytes instead.
+decomposed is stored with its raw bytes instead. A shadow route's answer (a record whose route names the flow it
+shadows) becomes an `AlternateAnswer`, linked to its exchange by flow id in whichever batch stores the second
+of the two.
 """
 
 from __future__ import annotations
@@ -16,15 +18,16 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import col
 
 from .. import redact
 from ..captured import CapturedExchange
+from .alternates import shadow_rows
 from .inserts import insert_ignoring_duplicates
 from .maintenance import update_sessions
-from .models import Blob, Exchange, MessageNode, Meta, RawBody, table_of
+from .models import AlternateAnswer, Blob, Exchange, MessageNode, Meta, RawBody, table_of
 from .pieces import raw_row
 from .record import EXCHANGE_DEFAULTS, Rows, body_to_store, build_rows, finish, set_request_headers, when
 
@@ -56,13 +59,20 @@ class Committer:
         self.engine = engine
         self.build_rows = build
         self.salt = load_salt(engine)
+        self.shadows_storable = _has_column(engine, table_of(AlternateAnswer).name, "flow_id")
+        if not self.shadows_storable:
+            log.error("ccbridge: the table %s predates shadow answers (no flow_id column): shadow answers are set "
+                      "aside; `ccbridge db-reset` or dropping that table makes it anew", table_of(AlternateAnswer).name)
         self._known: OrderedDict[str, None] = OrderedDict()  # hashes already in the database (bounded)
         self._logged: set[str] = set()
 
     def build(self, captured: CapturedExchange) -> Rows:
         """The rows of one exchange, or its raw record when it cannot be decomposed (raises if not even that)."""
+        if captured.shadow_of() is not None and not self.shadows_storable:
+            raise ValueError("this database cannot hold shadow answers (its AlternateAnswer table is too old)")
         try:
-            rows = self.build_rows(captured, self.salt)
+            rows = (shadow_rows(captured, self.salt) if captured.shadow_of() is not None
+                    else self.build_rows(captured, self.salt))
         except Exception as exc:
             self.log_once(f"build:{type(exc).__name__}", f"flow {captured.flow_id}: {exc!r}; storing raw bytes")
             rows = raw_rows(captured, self.salt, problem=f"could not be parsed: {exc!r:.300}; stored raw")
@@ -87,12 +97,18 @@ class Committer:
             for digest, row in rows.raw.items():
                 if digest not in self._known:
                     raw[digest] = row
+        exchanges = [rows for rows in built if rows.alternate is None]
+        alternates = [rows.alternate for rows in built if rows.alternate is not None]
         with self.engine.begin() as conn:
             insert_ignoring_duplicates(conn, table_of(Blob), list(blobs.values()))
             insert_ignoring_duplicates(conn, table_of(MessageNode), list(nodes.values()))
             insert_ignoring_duplicates(conn, table_of(RawBody), list(raw.values()))
-            insert_ignoring_duplicates(conn, table_of(Exchange), [rows.exchange for rows in built], key="flow_id")
-            update_sessions(conn, session_hints(built))
+            insert_ignoring_duplicates(conn, table_of(Exchange), [rows.exchange for rows in exchanges], key="flow_id")
+            insert_ignoring_duplicates(conn, table_of(AlternateAnswer), alternates, key="flow_id")
+            if self.shadows_storable:
+                link_alternates(conn, {*(r.exchange["flow_id"] for r in exchanges),
+                                       *(a["flow_id"] for a in alternates)})
+            update_sessions(conn, session_hints(exchanges))
             if also is not None:
                 also(conn)
         self._remember([*blobs, *nodes, *raw])
@@ -220,8 +236,25 @@ class Writer:
         self.written += 1
 
 
+def _has_column(engine: Engine, table: str, column: str) -> bool:
+    return column in {c["name"] for c in inspect(engine).get_columns(table)}
+
+
+def link_alternates(conn: Connection, flow_ids: set[str]) -> None:
+    """Point the unlinked alternate answers of these flows at their exchanges (where both are stored now)."""
+    if not flow_ids:
+        return
+    alternate, exchange = table_of(AlternateAnswer).c, table_of(Exchange).c
+    conn.execute(update(table_of(AlternateAnswer))
+                 .where(alternate.exchange_id.is_(None), alternate.flow_id.in_(sorted(flow_ids)))
+                 .values(exchange_id=select(exchange.id).where(exchange.flow_id == alternate.flow_id)
+                         .scalar_subquery()))
+
+
 def raw_rows(captured: CapturedExchange, salt: bytes, problem: str | None = None) -> Rows:
     """The fallback record: request line, redacted headers and raw bytes, nothing parsed."""
+    if captured.shadow_of() is not None:
+        return shadow_rows(captured, salt, problem or "could not be stored whole")
     exchange = dict(
         EXCHANGE_DEFAULTS, flow_id=captured.flow_id, started_at=when(captured.started_at),
         finished_at=when(captured.finished_at), method=captured.method, scheme=captured.scheme,

@@ -316,3 +316,65 @@ def test_the_viewer_and_the_cli_need_no_provider_keys() -> None:
     fails(EXAMPLE, {})
     routing = parse_settings(EXAMPLE, env={}, check_keys=False).routing
     assert routing.route_for_agent("code-reviewer") == Route("openai", "gpt-5-mini")
+
+
+# --- shadow routes ------------------------------------------------------------------------------------
+
+
+def shadowing(shadow: dict[str, Any], **subagents: Any) -> dict[str, Any]:
+    return {"providers": {"ollama": {"base_url": "http://127.0.0.1:11434/v1", "api_key": "ollama"},
+                          "paid": {"base_url": "https://paid.example/v1", "api_key_env": "PAID_KEY"}},
+            "subagents": {"shadow": shadow, **subagents}}
+
+
+def test_shadow_routes_use_the_route_grammar_and_switch_routing_on() -> None:
+    settings = parse(shadowing({"code-reviewer": "ollama/qwen3:8b", "doc-writer": {"provider": "paid",
+                                                                                    "model": "gpt-5-mini"}}),
+                     env={"PAID_KEY": "sk-paid"})
+    assert settings.enabled
+    assert settings.shadows == {"code-reviewer": Route("ollama", "qwen3:8b"), "doc-writer": Route("paid", "gpt-5-mini")}
+    assert settings.shadow_for_agent("Code-Reviewer") == Route("ollama", "qwen3:8b")
+    assert settings.route_for_agent("code-reviewer") is None  # stays on Claude
+    assert settings.shadow_concurrency == 4
+
+
+def test_a_shadow_whose_provider_key_is_missing_is_never_sent_and_named_in_a_warning() -> None:
+    loaded = parse_settings(shadowing({"code-reviewer": "paid/gpt-5-mini", "doc-writer": "ollama/qwen3:8b"}), {})
+    assert loaded.routing.shadows == {"doc-writer": Route("ollama", "qwen3:8b")}
+    assert loaded.routing.shadow_for_agent("code-reviewer") is None
+    [warning] = [w for w in loaded.warnings if "code-reviewer" in w]
+    assert "subagents.shadow.code-reviewer" in warning and "PAID_KEY" in warning and "never sent" in warning
+
+
+def test_a_shadow_on_the_builtin_openai_without_its_key_does_not_stop_start_up() -> None:
+    loaded = parse_settings({"subagents": {"shadow": {"code-reviewer": "gpt-5-mini"}}}, {})
+    assert loaded.routing.shadows == {}
+    assert any("OPENAI_API_KEY" in w and "never sent" in w for w in loaded.warnings)
+
+
+def test_a_routed_agent_is_not_shadowed() -> None:
+    loaded = parse_settings(shadowing({"code-reviewer": "ollama/qwen3:8b"},
+                                      mappings={"code-reviewer": "ollama/qwen3:8b"}), {})
+    assert loaded.routing.route_for_agent("code-reviewer") == Route("ollama", "qwen3:8b")
+    assert loaded.routing.shadow_for_agent("code-reviewer") is None
+    assert any("subagents.shadow.code-reviewer" in w and "routed" in w for w in loaded.warnings)
+
+
+def test_a_provider_only_a_shadow_uses_is_not_reported_as_unused() -> None:
+    loaded = parse_settings(shadowing({"code-reviewer": "ollama/qwen3:8b"}), {})
+    assert not [w for w in loaded.warnings if "providers.ollama" in w]
+
+
+def test_shadows_are_off_with_routing_off() -> None:
+    loaded = parse_settings(shadowing({"code-reviewer": "paid/gpt-5-mini"}, enable=False), {})
+    assert loaded.routing.shadow_for_agent("code-reviewer") is None and not loaded.warnings
+
+
+def test_shadow_concurrency_is_a_positive_whole_number() -> None:
+    assert parse({**shadowing({}), "routing": {"shadow_concurrency": 2}}, env={}).shadow_concurrency == 2
+    assert "routing.shadow_concurrency" in str(fails({"routing": {"shadow_concurrency": 0}}, env={}))
+
+
+def test_a_shadow_naming_an_unknown_provider_is_a_config_error() -> None:
+    assert "subagents.shadow.code-reviewer" in str(fails(shadowing({"code-reviewer": {"provider": "nope",
+                                                                                       "model": "m"}})))

@@ -409,3 +409,64 @@ async def test_a_flow_kept_from_routing_is_identified_once(identified: list[Iden
         assert addon.memory.calls(identified[0].session_id)  # the session the answer's call was learnt for
     finally:
         await addon.done()
+
+
+# --- shadow routes ------------------------------------------------------------------------------------
+
+
+def shadowing_addon(providers: dict[str, Any], submitted: list[CapturedExchange]) -> Routing:
+    settings = config(providers=providers, subagents={"shadow": {"code-reviewer": "mockai/gpt-mock"}})
+    addon = Routing(SimpleNamespace(config=settings, submit=submitted.append))
+    addon.configure(set())
+    return addon
+
+
+async def delegate_to_the_reviewer(addon: Routing) -> tuple[http.HTTPFlow, bytes]:
+    """The parent's Agent call, then the subagent's request; the subagent flow and its body before the hook."""
+    parent, sub, _ = sync_capture(VERSIONS[-1])[-3:]
+    parent_flow = flow_of(parent)
+    await request_hook(addon, parent_flow)
+    answer_with_agent_call(parent_flow, parent)
+    addon.response(parent_flow)
+    sub_flow = flow_of(sub)
+    before = sub_flow.request.raw_content or b""
+    await request_hook(addon, sub_flow)
+    return sub_flow, before
+
+
+async def test_a_shadowed_subagent_stays_on_claude_and_a_copy_goes_to_the_shadow_route() -> None:
+    submitted: list[CapturedExchange] = []
+    with MockOpenAI() as provider:
+        addon = shadowing_addon({"mockai": {"base_url": provider.base_url, "api_key": "sk-mock"}}, submitted)
+        await addon.running()
+        try:
+            sub_flow, before = await delegate_to_the_reviewer(addon)
+            assert_untouched(sub_flow)
+            assert sub_flow.request.raw_content == before
+            assert addon.shadows.sent == 1
+            async with asyncio.timeout(20):
+                while addon.shadows.in_flight:
+                    await asyncio.sleep(0.01)
+        finally:
+            await addon.done()
+        [copy_sent] = provider.chat_requests
+    assert copy_sent["model"] == "gpt-mock"
+    [record] = submitted
+    assert record.shadow_of() == sub_flow.id
+    assert record.route is not None and record.route["error"] is None
+    assert record.route["answer"]["content"][0]["text"] == "Hello from the mock OpenAI server."
+
+
+async def test_a_shadow_whose_provider_has_no_key_is_never_sent() -> None:
+    submitted: list[CapturedExchange] = []
+    with MockOpenAI() as provider:
+        addon = shadowing_addon({"mockai": {"base_url": provider.base_url, "api_key_env": "UNSET_MOCK_KEY"}},
+                                submitted)
+        await addon.running()
+        try:
+            sub_flow, _ = await delegate_to_the_reviewer(addon)
+            assert_untouched(sub_flow)
+        finally:
+            await addon.done()
+        assert provider.requests == []
+    assert addon.shadows.sent == 0 and submitted == []
