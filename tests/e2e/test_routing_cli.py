@@ -145,3 +145,45 @@ def test_the_provider_runs_the_agents_read_tool(mock_anthropic: MockAnthropic, m
     assert [e.stop_reason for e in routed] == ["tool_use", "end_turn"]
     assert len({e.agent_id for e in routed}) == 1  # one subagent, both turns of its tool loop routed
     assert all((e.route or {}).get("rule") == "agent_call" for e in routed)
+
+
+def test_a_config_with_only_an_ollama_provider_runs_a_read_grep_answer_loop(
+        mock_anthropic: MockAnthropic, mock_openai: MockOpenAI, project: Path, tmp_path: Path) -> None:
+    """The plain config a new user writes for a local model: one provider, one mapping, nothing else."""
+    target = str(project / "hello.py")
+
+    def read_grep_answer(request: MockRequest) -> Reply:
+        done = [m for m in request.json()["messages"] if m["role"] == "tool"]
+        if not done:
+            call = tool_call(0, call_id="call_read1", name="Read", arguments=json.dumps({"file_path": target}))
+            return answer(request, [chunk({"tool_calls": [call]}), chunk(finish_reason="tool_calls",
+                                                                         usage=usage(800, 30))])
+        if len(done) == 1:
+            grep = {"pattern": "FILE-MARKER", "path": str(project)}
+            call = tool_call(0, call_id="call_grep1", name="Grep", arguments=json.dumps(grep))
+            return answer(request, [chunk({"tool_calls": [call]}), chunk(finish_reason="tool_calls",
+                                                                         usage=usage(900, 20))])
+        return text_answer(request)
+
+    mock_anthropic.handler = main_thread
+    mock_openai.handler = read_grep_answer
+    config = {"providers": {"ollama": {"base_url": mock_openai.base_url, "api_key": "ollama"}},
+              "subagents": {"mappings": {"code-reviewer": "qwen3:8b"}}}
+    with start_proxy(mock_anthropic.url, tmp_path, config) as proxy:
+        result = run_claude("Review hello.py with the code-reviewer agent.", proxy.url, tmp_path=tmp_path,
+                            agents={"code-reviewer": REVIEWER}, files={"hello.py": FILE_TEXT})
+        assert result.returncode == 0, result.stderr + proxy.log_tail()
+        assert "openai" not in proxy.log().lower().replace("openai-compatible", "")
+        assert proxy.stop() == 0
+        routed = [e for e in proxy.exchanges() if e.routed]
+
+    assert FINAL_TEXT in result.stdout
+    assert not [r for r in anthropic_posts(mock_anthropic) if r.header("x-claude-code-agent-id")]
+    sent = mock_openai.chat_requests
+    assert [body["model"] for body in sent] == ["qwen3:8b"] * 3
+    tool_messages = [m for m in sent[2]["messages"] if m["role"] == "tool"]
+    assert [m["tool_call_id"] for m in tool_messages] == ["call_read1", "call_grep1"]
+    assert "FILE-MARKER-c0ffee" in json.dumps(tool_messages[0]["content"])
+    assert "hello.py" in json.dumps(tool_messages[1]["content"])
+    assert [e.stop_reason for e in routed] == ["tool_use", "tool_use", "end_turn"]
+    assert all((e.route or {}).get("provider") == "ollama" for e in routed)
