@@ -62,21 +62,11 @@ class RoutingSettings:
 
     def route_for_agent(self, name: str | None) -> Route | None:
         """The route of a subagent type; exact name first, then ignoring case."""
-        if not self.enabled or not name:
-            return None
-        if name in self.agents:
-            return self.agents[name]
-        folded = {key.casefold(): route for key, route in self.agents.items()}
-        return folded.get(name.casefold())
+        return _by_agent(self.agents, name) if self.enabled else None
 
     def shadow_for_agent(self, name: str | None) -> Route | None:
         """The shadow route of a subagent type (one whose provider has a key); exact name first, then ignoring case."""
-        if not self.enabled or not name:
-            return None
-        if name in self.shadows:
-            return self.shadows[name]
-        folded = {key.casefold(): route for key, route in self.shadows.items()}
-        return folded.get(name.casefold())
+        return _by_agent(self.shadows, name) if self.enabled else None
 
     def route_for_model(self, model: str | None) -> Route | None:
         """The route for a requested Claude model id; keys may be globs (`claude-haiku-*`)."""
@@ -103,6 +93,14 @@ class _Target:
 
     def route(self, default: str) -> Route:
         return Route(self.provider or default, self.model, self.fallback)
+
+
+def _by_agent(routes: Mapping[str, Route], name: str | None) -> Route | None:
+    if not name:
+        return None
+    if name in routes:
+        return routes[name]
+    return next((route for key, route in routes.items() if key.casefold() == name.casefold()), None)
 
 
 def resolve_routing(settings: Settings, env: Mapping[str, str], builtin_openai: ProviderSettings, *,
