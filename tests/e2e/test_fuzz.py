@@ -21,14 +21,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import func
-from sqlmodel import Session, select
 
-from ccbridge.storage.db import open_engine
-from ccbridge.storage.models import Exchange
 from tests.support.fuzz import CASE_HEADER, FuzzCase, cases
 from tests.support.mock_anthropic import MockAnthropic, MockRequest, Reply, error_reply
-from tests.support.proxy import ProxyProcess, start_proxy
+from tests.support.proxy import start_proxy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault]
 
@@ -82,14 +78,6 @@ def send(url: str, todo: list[FuzzCase], deadline: float) -> tuple[list[Outcome]
     return outcomes, failures
 
 
-def stored_count(proxy: ProxyProcess) -> int:
-    assert proxy.db_url
-    engine = open_engine(proxy.db_url, create=False)
-    try:
-        with Session(engine) as db:
-            return db.exec(select(func.count()).select_from(Exchange)).one()
-    finally:
-        engine.dispose()
 
 
 def test_fuzzed_exchanges_pass_unaltered_and_are_all_recorded(tmp_path: Path):
@@ -105,9 +93,9 @@ def test_fuzzed_exchanges_pass_unaltered_and_are_all_recorded(tmp_path: Path):
         outcomes, failures = send(proxy.url, todo, started + SEND_LIMIT)
         passed = time.monotonic() - started
         deadline = time.monotonic() + STORE_LIMIT
-        while stored_count(proxy) < len(todo) and time.monotonic() < deadline and proxy.popen.poll() is None:
+        while proxy.stored_count() < len(todo) and time.monotonic() < deadline and proxy.popen.poll() is None:
             time.sleep(0.5)
-        recorded = stored_count(proxy)
+        recorded = proxy.stored_count()
         stored_after = time.monotonic() - started
         alive = proxy.popen.poll() is None
         assert proxy.stop(timeout=15) == 0

@@ -10,8 +10,7 @@ import re
 import signal
 import sqlite3
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from ccbridge.storage.drain import read_status
 from ccbridge.storage.journal import START, Reader
 from ccbridge.storage.read import rebuild_request_body
 from tests.support.mock_anthropic import MockAnthropic
+from tests.support.processes import wait_for
 from tests.support.proxy import ProxyProcess, start_proxy, writer_children
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault]
@@ -35,13 +35,6 @@ def body(text: str, stream: bool = False) -> dict:
             "messages": [{"role": "user", "content": text}]}
 
 
-def wait_for(check: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"not within {seconds:.0f} s: {what}")
 
 
 class Load:

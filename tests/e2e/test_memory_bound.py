@@ -18,7 +18,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import func
 from sqlmodel import Session, select
 
 from ccbridge.storage.db import open_engine
@@ -188,14 +187,6 @@ def stored(proxy: ProxyProcess) -> dict[str, Exchange]:
         engine.dispose()
 
 
-def stored_count(proxy: ProxyProcess) -> int:
-    assert proxy.db_url
-    engine = open_engine(proxy.db_url, create=False)
-    try:
-        with Session(engine) as db:
-            return db.exec(select(func.count()).select_from(Exchange)).one()
-    finally:
-        engine.dispose()
 
 
 def test_bombs_and_big_bodies_keep_the_proxy_under_one_gib(tmp_path: Path):
@@ -209,7 +200,7 @@ def test_bombs_and_big_bodies_keep_the_proxy_under_one_gib(tmp_path: Path):
             received, failures = send_all(proxy.url, todo)
             passed = time.monotonic() - started
             deadline = time.monotonic() + 300
-            while stored_count(proxy) < len(todo) and time.monotonic() < deadline:
+            while proxy.stored_count() < len(todo) and time.monotonic() < deadline:
                 time.sleep(0.5)
             drained = time.monotonic() - started
         assert proxy.stop(timeout=15) == 0

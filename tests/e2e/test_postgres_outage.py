@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,6 +19,7 @@ from ccbridge.storage.models import Exchange
 from ccbridge.storage.read import rebuild_request_body
 from tests.support.mock_anthropic import MockAnthropic
 from tests.support.postgres import PostgresServer, started_or_skip
+from tests.support.processes import wait_for
 from tests.support.proxy import start_proxy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.fault]
@@ -31,13 +32,6 @@ UNAVAILABLE = "the database is unavailable"
 BACK = "the database is back"
 
 
-def wait_for(check: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"not within {seconds:.0f} s: {what}")
 
 
 class Traffic:

@@ -18,14 +18,15 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from ccbridge.storage.db import open_engine
+from ccbridge.storage.models import Exchange
 from tests.support.processes import stop_process
-
-if TYPE_CHECKING:
-    from sqlmodel import Session
-
-    from ccbridge.storage.models import Exchange
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ADDON = REPO_ROOT / "addons" / "bridge.py"
@@ -49,6 +50,7 @@ class ProxyProcess:
     db_url: str | None
     returncode: int | None = field(default=None, init=False)
     journal_dir: Path | None = field(default=None, init=False)
+    _engine: Engine | None = field(default=None, init=False, repr=False)
 
     @property
     def pid(self) -> int:
@@ -72,19 +74,18 @@ class ProxyProcess:
 
     def db(self) -> Session:
         """A SQLModel session on the proxy's storage (read it after `stop()` to see every write)."""
-        from sqlmodel import Session
-
-        from ccbridge.storage.db import open_engine
-
         assert self.db_url, "this mitmdump runs without the ccbridge addon"
-        return Session(open_engine(self.db_url))
+        if self._engine is None:
+            self._engine = open_engine(self.db_url, create=False)  # the proxy made the tables at start
+        return Session(self._engine)
+
+    def stored_count(self) -> int:
+        """How many exchanges the database holds now (the writer may still be draining the journal)."""
+        with self.db() as db:
+            return db.exec(select(func.count()).select_from(Exchange)).one()
 
     def exchanges(self) -> list[Exchange]:
         """Every stored exchange in the order they started (stop the proxy first so all writes are flushed)."""
-        from sqlmodel import select
-
-        from ccbridge.storage.models import Exchange
-
         with self.db() as db:
             return list(db.exec(select(Exchange).order_by(Exchange.started_at, Exchange.id)).all())
 

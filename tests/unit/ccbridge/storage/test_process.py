@@ -8,7 +8,7 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from ccbridge.storage.db import open_engine
 from ccbridge.storage.models import JournalCheckpoint
 from ccbridge.storage.process import WriterProcess
 from tests.support.builders import Conversation, text, user
+from tests.support.processes import wait_for
 from tests.support.stored import flow_ids
 
 STOP_SECONDS = 2.0
@@ -76,13 +77,6 @@ def checkpoint_recorded(url: str) -> int:
         engine.dispose()
 
 
-def wait_for(condition: Callable[[], bool], seconds: float = 60.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_every_submitted_exchange_is_written_and_counted(writers: list[WriterProcess], url: str,
@@ -119,7 +113,7 @@ def test_a_killed_child_is_replaced_and_nothing_is_lost(writers: list[WriterProc
     sent += submit(writer, exchanges(4, "unflushed"))
     os.kill(killed.pid, signal.SIGKILL)
     sent += submit(writer, exchanges(4, "while-dead"))
-    assert wait_for(lambda: writer.restarts > 0), "the supervisor did not start a new child"
+    wait_for(lambda: writer.restarts > 0, 60.0, "the supervisor starts a new child")
     assert writer.restarts == 1 and writer.child.process is not killed and killed.exitcode == -signal.SIGKILL
     assert writer.flush(60)
     writer.close()
