@@ -35,7 +35,6 @@ from tests.support.proxy import ProxyProcess, mitmdump_bin, start_proxy
 
 pytestmark = pytest.mark.e2e
 
-API_KEY = "sk-ant-test"
 MODEL = "claude-routed-haiku"
 LONG_TOOL = "mcp__claude_ai_Company_Knowledge_Base__search_documents_by_semantic_similarity_with_filter"
 VERDICT_SCHEMA = {
@@ -87,10 +86,6 @@ def routed(mocks: tuple[MockAnthropic, MockOpenAI], listen_port: int,
         yield proxy
 
 
-@pytest.fixture
-def client(routed: ProxyProcess) -> Iterator[anthropic.Anthropic]:
-    with anthropic.Anthropic(base_url=routed.url, api_key=API_KEY, max_retries=0, timeout=30) as sdk:
-        yield sdk
 
 
 def long_tool_request() -> dict[str, Any]:

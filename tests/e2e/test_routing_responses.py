@@ -34,10 +34,10 @@ from tests.support.mock_responses import (
     usage,
 )
 from tests.support.proxy import ProxyProcess, mitmdump_bin, start_proxy
+from tests.support.routed import ask, sdk
 
 pytestmark = pytest.mark.e2e
 
-API_KEY = "sk-ant-test"
 
 
 def text(value: str) -> dict[str, Any]:
@@ -143,14 +143,8 @@ def routed(mocks: tuple[MockAnthropic, MockResponses],
         yield proxy
 
 
-@pytest.fixture
-def client(routed: ProxyProcess) -> Iterator[anthropic.Anthropic]:
-    with anthropic.Anthropic(base_url=routed.url, api_key=API_KEY, max_retries=0, timeout=30) as sdk:
-        yield sdk
 
 
-def ask(name: str, model: str = "claude-routed-test") -> dict[str, Any]:
-    return {"model": model, "max_tokens": 1000, "messages": [{"role": "user", "content": f"scenario: {name}"}]}
 
 
 def essence(message_: anthropic.types.Message) -> dict[str, Any]:
@@ -249,10 +243,11 @@ def test_the_routed_exchange_is_stored_with_both_sides(mocks: tuple[MockAnthropi
     upstream, responses_mock = mocks
     require_tool(mitmdump_bin(), "run `make venv`")
     with start_proxy(upstream.url, tmp_path, routing_config(responses_mock)) as proxy:
-        with anthropic.Anthropic(base_url=proxy.url, api_key=API_KEY, max_retries=0, timeout=30) as sdk:
-            with sdk.messages.stream(**ask("thinking_then_two_parallel_tool_calls")) as stream:
+        with sdk(proxy.url) as sdk_client:
+            with sdk_client.messages.stream(**ask("thinking_then_two_parallel_tool_calls")) as stream:
                 stream.get_final_message()
-            with pytest.raises(anthropic.APIStatusError), sdk.messages.stream(**ask("response_failed")) as stream:
+            failing = sdk_client.messages.stream(**ask("response_failed"))
+            with pytest.raises(anthropic.APIStatusError), failing as stream:
                 stream.get_final_message()
         assert proxy.stop() == 0
         stored = proxy.exchanges()

@@ -39,11 +39,11 @@ from tests.support.mock_openai import (
     usage,
 )
 from tests.support.proxy import ADDON, ProxyProcess, header, mitmdump_bin, start_proxy
+from tests.support.routed import API_KEY, ask, sdk
 
 pytestmark = pytest.mark.e2e
 
 PING_INTERVAL = 0.3
-API_KEY = "sk-ant-test"
 
 
 def text(value: str) -> dict[str, Any]:
@@ -176,14 +176,8 @@ def routed(mocks: tuple[MockAnthropic, MockOpenAI], tmp_path_factory: pytest.Tem
         yield proxy
 
 
-@pytest.fixture
-def client(routed: ProxyProcess) -> Iterator[anthropic.Anthropic]:
-    with anthropic.Anthropic(base_url=routed.url, api_key=API_KEY, max_retries=0, timeout=30) as sdk:
-        yield sdk
 
 
-def ask(name: str, model: str = "claude-routed-test") -> dict[str, Any]:
-    return {"model": model, "max_tokens": 1000, "messages": [{"role": "user", "content": f"scenario: {name}"}]}
 
 
 def essence(message: anthropic.types.Message) -> dict[str, Any]:
@@ -306,12 +300,12 @@ def test_storage_and_fallback(mocks: tuple[MockAnthropic, MockOpenAI], tmp_path:
     upstream, openai_mock = mocks
     require_tool(mitmdump_bin(), "run `make venv`")
     with start_proxy(upstream.url, tmp_path, routing_config(openai_mock)) as proxy:
-        with anthropic.Anthropic(base_url=proxy.url, api_key=API_KEY, max_retries=0, timeout=30) as sdk:
-            with sdk.messages.stream(**ask("text_then_two_parallel_tool_calls")) as stream:
+        with sdk(proxy.url) as sdk_client:
+            with sdk_client.messages.stream(**ask("text_then_two_parallel_tool_calls")) as stream:
                 routed_message = stream.get_final_message()
             anthropic_before = len(upstream.requests)
             fallback_request = ask("status_500", model="claude-fallback-test")
-            with sdk.messages.stream(**fallback_request) as stream:
+            with sdk_client.messages.stream(**fallback_request) as stream:
                 fallback_message = stream.get_final_message()
         assert proxy.stop() == 0
         stored = proxy.exchanges()
