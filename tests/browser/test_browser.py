@@ -13,7 +13,7 @@ import pytest
 
 from ccbridge.storage.db import open_engine
 from tests.fixtures import fixture_files
-from tests.support.browser import CHROMIUM_ARGS, chromium_path, viewer_server
+from tests.support.browser import viewer_server
 from tests.support.builders import Conversation, fixture_captures, text, tool_result, tool_use, user, write
 from tests.unit.viewer.test_pages import session_id_of
 
@@ -60,32 +60,6 @@ XSS_VECTORS = [
     "[a real link](https://example.com/?q=<script>alert(1)</script>) and <https://example.com/auto>",
 ]
 HOSTILE_SESSION = 'xss-<img src=x onerror=alert(1)>"'
-
-
-@pytest.fixture(scope="module")
-def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    executable = chromium_path()
-    from playwright.sync_api import sync_playwright
-
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(profile), executable_path=executable, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield context
-        finally:
-            context.close()
-
-
-@pytest.fixture
-def page(browser_context: Any) -> Iterator[Any]:
-    page = browser_context.new_page()
-    page.dialogs = []  # type: ignore[attr-defined]
-    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))  # type: ignore[attr-defined]
-    page.add_init_script("window.__csp = []; document.addEventListener('securitypolicyviolation',"
-                         " e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));")
-    yield page
-    page.close()
 
 
 @pytest.fixture(scope="module")
