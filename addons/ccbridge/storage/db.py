@@ -13,6 +13,7 @@ from sqlmodel import SQLModel, create_engine
 
 from ..settings import default_url
 from . import models  # noqa: F401  (registers the tables)
+from .columns import add_new_columns
 from .upgrade import upgrade
 
 
@@ -45,13 +46,14 @@ _CREATE_LOCK = 0x636362726964
 
 
 def create_tables(engine: Engine) -> None:
-    """Create the missing tables and upgrade an earlier release's; processes opening it together take turns."""
+    """Create the missing tables and columns, upgrade an earlier release's; processes opening it take turns."""
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CREATE_LOCK})
         elif conn.dialect.name == "sqlite":
             conn.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock first: two creators would race otherwise
         SQLModel.metadata.create_all(conn)
+        add_new_columns(conn)
     upgrade(engine, _CREATE_LOCK)
 
 
