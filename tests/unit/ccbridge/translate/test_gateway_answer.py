@@ -10,6 +10,7 @@ import openai
 import pytest
 from openai.types import Model
 from openai.types.chat import ChatCompletion
+from pydantic import BaseModel
 
 from ccbridge.translate.gateway_answer import (
     chat_completion,
@@ -19,6 +20,7 @@ from ccbridge.translate.gateway_answer import (
     models_list,
     openai_error,
 )
+from ccbridge.translate.gateway_request import messages_request
 from tests.support.mock_anthropic import message_json, text_block, tool_use_block, usage
 
 MODEL = "claude-sonnet-5-5"
@@ -187,3 +189,64 @@ def test_models_list_is_what_the_sdk_lists() -> None:
         ("claude-opus-4-5", "anthropic"), ("sonnet", "ccbridge"), ("mock/gpt-mock", "mock")]
     listed = [m.id for m in sdk_client(200, body).models.list()]
     assert listed == ["claude-opus-4-5", "sonnet", "mock/gpt-mock"]
+
+
+# --- a whole gateway round in process: the SDK's request translated, the answer translated back -----------
+
+
+class Gateway:
+    """An httpx transport doing the gateway's two translations around a scripted Anthropic answer."""
+
+    def __init__(self, *answers: dict[str, Any]) -> None:
+        self.answers = list(answers)
+        self.sent: list[dict[str, Any]] = []  # the Anthropic requests
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        body = messages_request(json.loads(request.content), model=MODEL)
+        self.sent.append(body)
+        answer = chat_completion(self.answers.pop(0), model=MODEL, completion_id="chatcmpl-9", created=1)
+        return httpx.Response(200, json=answer)
+
+    def client(self) -> openai.OpenAI:
+        return openai.OpenAI(api_key="sk-ccb-test", base_url="http://gateway.test/v1", max_retries=0,
+                             http_client=httpx.Client(transport=httpx.MockTransport(self)))
+
+
+class Capital(BaseModel):
+    country: str
+    capital: str
+
+
+def test_the_sdks_structured_output_helper_gets_its_parsed_object() -> None:
+    gateway = Gateway(message_json([text_block('{"country": "France", "capital": "Paris"}')]))
+    completion = gateway.client().chat.completions.parse(
+        model="sonnet", messages=[{"role": "user", "content": "Capital of France?"}], response_format=Capital)
+    assert completion.choices[0].message.parsed == Capital(country="France", capital="Paris")
+    schema = gateway.sent[0]["output_config"]["format"]["schema"]
+    assert schema["properties"].keys() == {"country", "capital"} and schema["additionalProperties"] is False
+
+
+def test_a_tool_round_trip_with_the_sdks_own_message_objects() -> None:
+    gateway = Gateway(
+        message_json([tool_use_block("get_weather", {"city": "Paris"}, "toolu_p"),
+                      tool_use_block("get_weather", {"city": "Rome"}, "toolu_r")]),
+        message_json([text_block("Paris 18C, Rome 24C.")]),
+    )
+    client = gateway.client()
+    tools: list[Any] = [{"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}}}}]
+    messages: list[Any] = [{"role": "user", "content": "Weather in Paris and Rome?"}]
+    first = client.chat.completions.create(model="sonnet", messages=messages, tools=tools).choices[0].message
+    messages.append(first)  # clients pass the SDK's message object straight back
+    messages += [{"role": "tool", "tool_call_id": c.id, "content": "18C" if i == 0 else "24C"}
+                 for i, c in enumerate(first.tool_calls or [])]
+    second = client.chat.completions.create(model="sonnet", messages=messages, tools=tools)
+    assert second.choices[0].message.content == "Paris 18C, Rome 24C."
+    assert gateway.sent[1]["messages"][1:] == [
+        {"role": "assistant", "content": [
+            {"type": "tool_use", "id": "toolu_p", "name": "get_weather", "input": {"city": "Paris"}},
+            {"type": "tool_use", "id": "toolu_r", "name": "get_weather", "input": {"city": "Rome"}}]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_p", "content": "18C"},
+            {"type": "tool_result", "tool_use_id": "toolu_r", "content": "24C"}]},
+    ]
