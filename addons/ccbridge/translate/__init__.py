@@ -1,6 +1,8 @@
 """Translation between the Anthropic Messages API and OpenAI Chat Completions or Responses (pure, no I/O).
 
 These are the names the rest of ccbridge uses; the capability table of the target models is beside them.
+Routing translates Anthropic requests to OpenAI's APIs; the gateway (`gateway_request`, `gateway_answer`)
+translates OpenAI Chat Completions requests to Anthropic and the answers back.
 """
 
 from ccbridge.translate.capabilities import PROVIDER_KINDS, ModelCapabilities, capabilities_for, parse_override
@@ -12,6 +14,15 @@ from ccbridge.translate.errors import (
     stream_error_for_exception,
     timeout_error,
 )
+from ccbridge.translate.gateway_answer import (
+    ChunkStream,
+    chat_completion,
+    client_status,
+    models_list,
+    openai_error,
+)
+from ccbridge.translate.gateway_answer import error_body as openai_error_body
+from ccbridge.translate.gateway_request import CLAUDE_ALIASES, GatewayRequestError, messages_request, resolve_model
 from ccbridge.translate.request import (
     count_input_tokens,
     estimate_prompt_tokens,
@@ -24,21 +35,31 @@ from ccbridge.translate.stream import IncompleteAnswer, StreamTranslator
 from ccbridge.translate.tool_names import original_tool_names, provider_tool_names
 
 __all__ = [
+    "CLAUDE_ALIASES",
     "PROVIDER_KINDS",
+    "ChunkStream",
+    "GatewayRequestError",
     "IncompleteAnswer",
     "ModelCapabilities",
     "ResponsesStreamTranslator",
     "StreamTranslator",
     "anthropic_error",
     "capabilities_for",
+    "chat_completion",
+    "client_status",
     "count_input_tokens",
     "error_body",
     "error_for_exception",
     "error_frame",
     "estimate_prompt_tokens",
+    "messages_request",
+    "models_list",
+    "openai_error",
+    "openai_error_body",
     "original_tool_names",
     "parse_override",
     "provider_tool_names",
+    "resolve_model",
     "stream_error_for_exception",
     "strip_proxy_thinking",
     "timeout_error",
