@@ -13,6 +13,7 @@ This file only wires the parts together; each lives in the `ccbridge` package.
 """
 
 from ccbridge.capture import Capture  # records every exchange, streams untouched
+from ccbridge.metrics.addon import Metrics  # Prometheus metrics of what Capture records (metrics.port)
 from ccbridge.routing.addon import Routing  # answers configured subagents with another provider
 from ccbridge.runtime import Runtime  # options, config.yaml, storage writer
 
@@ -22,4 +23,5 @@ addons = [
     runtime,
     Routing(runtime),  # before Capture: Capture records what the client finally got
     Capture(runtime),
+    Metrics(runtime),  # after Capture: it reads the answer's usage from what Capture kept
 ]

@@ -21,6 +21,7 @@ META_ROUTE = "ccbridge_route"
 META_PROVIDER_REQUEST = "ccbridge_provider_request"
 META_PROVIDER_RESPONSE = "ccbridge_provider_response"
 META_IDENTITY = "ccbridge_identity"
+META_GATEWAY_KEY = "ccbridge_gateway_key"  # the name of the gateway key a request came with
 
 _STATE: WeakKeyDictionary[http.HTTPFlow, dict[str, Any]] = WeakKeyDictionary()
 

@@ -6,6 +6,7 @@ naming the key) and opens the storage, `done` flushes every pending write.
 
 from __future__ import annotations
 
+import atexit
 import logging
 
 from mitmproxy import ctx, exceptions
@@ -64,6 +65,11 @@ class Runtime:
             except Exception as exc:
                 raise exceptions.OptionsError(f"ccbridge journal {str(journal)!r}: cannot open: {exc}") from exc
             self.storage_url = url
+            # mitmdump exits without `done` when an addon logs an error at start-up, and multiprocessing's exit
+            # handler would wait forever for the child (it ignores SIGTERM); registered after that handler,
+            # ours runs before it
+            atexit.unregister(self.done)
+            atexit.register(self.done)
             log.info("ccbridge: recording to %s through the journal %s", shown, journal)
         self.config = config
 

@@ -95,6 +95,12 @@ class ViewerSettings(_Section):
     token: str | None = Field(None, description="a token (Authorization: Bearer <token>)")
 
 
+class MetricsSettings(_Section):
+    port: int | None = Field(None, ge=1, le=65535, description=(
+        "1..65535 (the TCP port serving /metrics; left out: no metrics)"))
+    host: str = Field("127.0.0.1", description="an address to bind, such as 127.0.0.1")
+
+
 class ProviderSettings(_Section):
     base_url: NonEmpty = Field(description="an http(s) URL such as http://127.0.0.1:11434/v1")
     api_key: NonEmpty | None = Field(None, repr=False, description="the key itself (local servers take any word)")
@@ -186,6 +192,7 @@ class Settings(_Section):
         "a mapping (hosts, max_body_mb, redact_body_secrets)"))
     upstream: UpstreamSettings = Field(default_factory=UpstreamSettings, description="a mapping (read_timeout_s)")
     viewer: ViewerSettings = Field(default_factory=ViewerSettings, description="a mapping (host, port, ...)")
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings, description="a mapping (port, host)")
     providers: Annotated[dict[str, ProviderSettings], OrEmpty] = Field(default_factory=dict, description=(
         "a mapping of provider names to {base_url, api_key or api_key_env, kind, headers, api}"))
     subagents: SubagentSettings = Field(default_factory=SubagentSettings, description=(
