@@ -24,6 +24,7 @@ from ccbridge.storage.models import AlternateAnswer, Exchange
 from .. import export, live, queries, serialize
 from ..deps import SessionDep, TemplatesDep
 from ..loader import SessionData, load_session
+from ..messages import blocks
 from ..timeline import build_timeline
 from ..transcript import build_transcript
 
@@ -106,10 +107,8 @@ def tool_result(request: Request, db: Session, templates: Jinja2Templates, sessi
                 tool_use_id: str) -> Response:
     """The whole of a tool result the page shows clipped, to replace the clipped one."""
     data = load_or_404(db, session_id)
-    found = next((b for piece in data.pieces.values() if isinstance(piece, dict)
-                  for b in (piece.get("content") if isinstance(piece.get("content"), list) else [])
-                  if isinstance(b, dict) and b.get("type") == "tool_result" and b.get("tool_use_id") == tool_use_id),
-                 None)
+    found = next((b for piece in data.pieces.values() for b in blocks(piece if isinstance(piece, dict) else None)
+                  if b.get("type") == "tool_result" and b.get("tool_use_id") == tool_use_id), None)
     if found is None:
         raise HTTPException(404, f"No tool result for {tool_use_id!r} in this session.")
     template = templates.env.get_template("_blocks.html")
