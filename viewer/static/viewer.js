@@ -34,8 +34,9 @@
   }
 
   function addCopyButtons(root) {
+    // only where the reader can see it: a collapsed part gets its buttons when it is opened
     root.querySelectorAll(COPYABLE).forEach(function (element) {
-      if (element.querySelector(":scope > button.copy")) return;
+      if (element.querySelector(":scope > button.copy") || element.closest("details:not([open])")) return;
       var button = document.createElement("button");
       button.type = "button";
       button.className = "copy";
@@ -75,6 +76,10 @@
     }
     addCopyButtons(transcript);
   });
+
+  document.addEventListener("toggle", function (event) {
+    if (event.target.tagName === "DETAILS" && event.target.open) addCopyButtons(event.target);
+  }, true);
 
   window.addEventListener("hashchange", revealTarget);
   document.addEventListener("DOMContentLoaded", function () {
