@@ -34,17 +34,32 @@ def blocks(message: Message | None) -> list[Block]:
 
 def _normal(value: Any) -> Any:
     if isinstance(value, Mapping):
-        out = {k: _normal(v) for k, v in value.items() if k not in _VOLATILE}
-        if out.get("type") == "tool_result" and isinstance(out.get("content"), str):
-            out["content"] = [{"type": "text", "text": out["content"]}]
-        return out
+        return {k: _normal(v) for k, v in value.items() if k not in _VOLATILE}
     if isinstance(value, list):
         return [_normal(v) for v in value]
     return value
 
 
+def _block_key(block: Block) -> Any:
+    """What identifies a block across re-serialisations: the CLI adds defaults (an Edit's `replace_all`),
+    reorders keys and trims whitespace when it resends a message, so a tool call is its id (unique) and a
+    text its stripped text."""
+    kind = block.get("type")
+    if kind == "text":
+        return ["text", str(block.get("text") or "").strip()]
+    if kind == "tool_use":
+        return ["tool_use", str(block.get("id") or ""), str(block.get("name") or "")]
+    if kind == "tool_result":
+        content = block.get("content")
+        parts = blocks({"content": content}) if isinstance(content, str | list) else []
+        return ["tool_result", str(block.get("tool_use_id") or ""), bool(block.get("is_error")),
+                [_block_key(p) for p in parts]]
+    return _normal(block)
+
+
 def message_key(message: Message) -> str:
-    """A comparison key equal for the forms of one message the CLI sends (string vs blocks, markers).
+    """A comparison key equal for the forms of one message the CLI sends (string vs blocks, markers,
+    defaults added to tool inputs, key order, surrounding whitespace).
 
     System-role messages (the environment section, the agent list) are compared by role only: the CLI
     rewrites them between turns. Assistant thinking blocks are left out: they are not always resent.
@@ -52,13 +67,11 @@ def message_key(message: Message) -> str:
     role = message.get("role")
     if role == "system":
         return "system"
-    items = [_normal(b) for b in blocks(message)]
+    items = blocks(message)
     if role == "assistant":
         items = [b for b in items if b.get("type") not in ("thinking", "redacted_thinking")]
-        for b in items:
-            if b.get("type") == "text":
-                b["text"] = b.get("text", "").strip()
-    return json.dumps([role, items], sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps([role, [_block_key(b) for b in items]], sort_keys=True, ensure_ascii=False,
+                      separators=(",", ":"), default=str)
 
 
 def block_text(block: Block) -> str:

@@ -25,8 +25,6 @@ from .messages import Block, Message, blocks, first_prompt, is_agent_call, messa
 COMPACTION_MARKERS = ("continued from a previous conversation", "this session is being continued")
 _AGENT_ID = re.compile(r"agentId:\s*([A-Za-z0-9_-]+)")
 _NOTIFICATION = re.compile(r"<task-notification>(.*?)</task-notification>", re.S)
-_TASK_ID = re.compile(r"<task-id>\s*([^<\s]+)\s*</task-id>")
-_TOOL_USE_ID = re.compile(r"<tool-use-id>\s*([^<\s]+)\s*</tool-use-id>")
 
 
 @dataclass
@@ -40,6 +38,7 @@ class ExchangeRecord:
     agent_id: str | None = None
     is_subagent: bool = False
     has_tools: bool = True
+    failed: bool = False  # an error status, or a stream that broke off
 
 
 @dataclass
@@ -217,6 +216,23 @@ def build_threads(records: Sequence[ExchangeRecord]) -> SessionThreads:
     return SessionThreads(kept, runs, side, runs_by_call, thread_of)
 
 
+def attempts(turns: Sequence[Turn]) -> list[list[Turn]]:
+    """`turns` grouped into attempts at one request: a turn that resends the previous turn's messages
+    unchanged after that turn failed (the CLI retrying a 429, a 5xx or a cut stream) joins its group."""
+    groups: list[list[Turn]] = []
+    for turn in turns:
+        if groups and _retries(groups[-1][-1], turn):
+            groups[-1].append(turn)
+        else:
+            groups.append([turn])
+    return groups
+
+
+def _retries(previous: Turn, turn: Turn) -> bool:
+    resent = len(turn.record.messages or ()) == len(previous.record.messages or ())
+    return previous.record.failed and resent and not turn.new_messages
+
+
 def _runs(scoped: dict[str, list[Thread]]) -> list[SubagentRun]:
     runs = []
     for scope, threads in scoped.items():
@@ -258,6 +274,28 @@ def _link_runs(threads: list[Thread], runs: list[SubagentRun]) -> dict[str, list
     return linked
 
 
+@dataclass
+class TaskNotification:
+    """A background task's report to its parent, as Claude Code writes it into a user message."""
+
+    task_id: str
+    tool_use_id: str
+    status: str
+    summary: str
+    result: str
+
+
+def _tag(name: str, note: str) -> str:
+    match = re.search(rf"<{name}>(.*?)</{name}>", note, re.S)
+    return match.group(1).strip() if match else ""
+
+
+def task_notifications(text: str) -> list[TaskNotification]:
+    """Every `<task-notification>` in a message's text, in order."""
+    return [TaskNotification(_tag("task-id", n), _tag("tool-use-id", n), _tag("status", n), _tag("summary", n),
+                             _tag("result", n)) for n in _NOTIFICATION.findall(text)]
+
+
 def _collect_agent_ids(block: Block, found: dict[str, tuple[str, str]]) -> None:
     if block.get("type") == "tool_result":
         text = message_text({"content": [block]})
@@ -265,7 +303,6 @@ def _collect_agent_ids(block: Block, found: dict[str, tuple[str, str]]) -> None:
         if match and block.get("tool_use_id"):
             found.setdefault(match.group(1), (str(block["tool_use_id"]), "agent_id"))
     elif block.get("type") == "text":
-        for note in _NOTIFICATION.findall(str(block.get("text") or "")):
-            task, tool_use = _TASK_ID.search(note), _TOOL_USE_ID.search(note)
-            if task and tool_use:
-                found.setdefault(task.group(1), (tool_use.group(1), "task_notification"))
+        for note in task_notifications(str(block.get("text") or "")):
+            if note.task_id and note.tool_use_id:
+                found.setdefault(note.task_id, (note.tool_use_id, "task_notification"))

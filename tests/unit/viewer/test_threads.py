@@ -11,7 +11,7 @@ import pytest
 
 from tests.fixtures import captured_requests, fixture_files
 from viewer.messages import message_key
-from viewer.threads import ExchangeRecord, build_threads
+from viewer.threads import ExchangeRecord, attempts, build_threads, task_notifications
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -207,3 +207,55 @@ def test_background_agent_is_also_named_by_its_task_notification() -> None:
                     block["content"] = [{"type": "text", "text": "launched"}]
     (run,) = build_threads(records).runs
     assert run.link == "task_notification" and run.call is not None
+
+
+def edit_call(tool_id: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "tool_use", "id": tool_id, "name": "Edit",
+            "input": {"file_path": "/src/a.py", "old_string": "a = 1", "new_string": "a = 2", **extra}}
+
+
+@pytest.mark.parametrize("resent", [
+    assistant(text("Editing."), edit_call("toolu_E", replace_all=False)),  # the CLI adds the default
+    {"content": [{"name": "Edit", "id": "toolu_E", "type": "tool_use", "input": {  # other key order
+        "new_string": "a = 2", "old_string": "a = 1", "file_path": "/src/a.py"}}, text("Editing.")][::-1],
+     "role": "assistant"},
+    assistant(text("  Editing.\n"), edit_call("toolu_E")),  # whitespace around the text
+    {"role": "assistant", "content": [text("Editing."), edit_call("toolu_E")], "id": "msg_1"},
+], ids=["edit-replace_all-added", "key-order", "whitespace", "extra-message-field"])
+def test_a_resent_answer_continues_its_turn_instead_of_repeating_it(resent: dict[str, Any]) -> None:
+    answer = assistant(text("Editing."), edit_call("toolu_E"))
+    records = [record(1, [user("fix a.py")], answer),
+               record(2, [user("fix a.py"), resent, result("toolu_E", "edited")], assistant(text("Done.")))]
+    threads = build_threads(records).threads
+    assert len(threads) == 1
+    assert [[m.get("role") for m in t.new_messages] for t in threads[0].turns] == [["user"], ["user"]]
+
+
+def test_a_different_tool_call_is_a_different_message() -> None:
+    assert message_key(assistant(edit_call("toolu_1"))) != message_key(assistant(edit_call("toolu_2")))
+    assert message_key(assistant(text("a"))) != message_key(assistant(text("b")))
+
+
+def test_retries_of_a_failed_request_are_one_turn_with_its_attempts() -> None:
+    ask = [user("hi")]
+    records = [record(1, ask, None, failed=True), record(2, ask, None, failed=True),
+               record(3, ask, assistant(text("hello"))),
+               record(4, [*ask, assistant(text("hello")), user("more")], assistant(text("ok")))]
+    (thread,) = build_threads(records).threads
+    assert [[t.record.id for t in group] for group in attempts(thread.turns)] == [[1, 2, 3], [4]]
+
+
+def test_a_repeated_request_after_a_success_is_not_a_retry() -> None:
+    ask = [user("hi")]
+    records = [record(1, ask, assistant(text("hello"))), record(2, ask, assistant(text("hello again")))]
+    (thread,) = build_threads(records).threads
+    assert [[t.record.id for t in group] for group in attempts(thread.turns)] == [[1], [2]]
+
+
+def test_task_notifications_are_read_from_the_background_capture() -> None:
+    path = next(p for p in fixture_files() if p.parent.name == "2.1.329" and p.stem == "subagent")
+    texts = [b["text"] for r in fixture_records(path) for m in r.messages or [] if isinstance(m["content"], list)
+             for b in m["content"] if b.get("type") == "text" and "<task-notification>" in b["text"]]
+    (note,) = task_notifications(texts[-1])
+    assert note.task_id.startswith("a") and note.tool_use_id.startswith("toolu_")
+    assert note.status == "completed" and "MOCK-SUBAGENT-ANSWER" in note.result
