@@ -20,7 +20,8 @@ def test_a_field_added_since_the_database_was_made_is_added_with_its_default(tmp
         conn.execute(text("INSERT INTO session (id, started_at, last_activity_at, models, request_count, "
                           "subagent_request_count, subagent_runs, input_tokens, output_tokens, "
                           "cache_creation_input_tokens, cache_read_input_tokens, error_count) "
-                          "VALUES ('s1', :t, :t, '[]', 1, 0, 0, 0, 0, 0, 0, 0)"), {"t": datetime.now(UTC).isoformat(sep=" ")})
+                          "VALUES ('s1', :t, :t, '[]', 1, 0, 0, 0, 0, 0, 0, 0)"),
+                     {"t": datetime.now(UTC).isoformat(sep=" ")})
     engine.dispose()
 
     engine = open_engine(url)
